@@ -1,0 +1,145 @@
+"""The courses service application."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+from sqlalchemy import select
+from traitlets import Float, Integer, List, Unicode, default
+
+from learnhub.db import session_scope
+from learnhub.extensions.feedback.intake import SourceLocator, default_source_roots
+from learnhub.graders.queue import JobQueue
+from learnhub.service import ServiceApp
+
+from . import handlers as h
+from . import models as m
+from . import openapi
+from .catalog import Enrollments
+from .hubgroups import HubGroups
+from .store import FileStore
+
+COURSE = r"api/courses/(?P<course_id>[^/]+)"
+ASSIGNMENT = COURSE + r"/assignments/(?P<assignment_id>[^/]+)"
+
+
+class CoursesService(ServiceApp):
+    """Course catalogue, enrollment, learner profiles and the HTTP exchange for nbgrader."""
+
+    service_name = "courses"
+    description = __doc__
+
+    max_upload_bytes = Integer(
+        50 * 1024 * 1024,
+        help="""Largest upload (release, submission or feedback, all files together) in bytes; larger ones
+        get 413. Must stay below tornado's max_body_size (100 MB by default). Env: LEARNHUB_COURSES_MAX_UPLOAD_BYTES.""",
+    ).tag(config=True)
+
+    @default("max_upload_bytes")
+    def _default_max_upload(self):
+        return int(os.environ.get("LEARNHUB_COURSES_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
+
+    store_path = Unicode(help="Folder of the content-addressed file store (default: <data dir>/store).").tag(config=True)
+
+    @default("store_path")
+    def _default_store_path(self):
+        return os.path.join(self.data_dir, "store")
+
+    source_roots = List(
+        Unicode(),
+        help="""Folders holding instructors' sources as <root>/<course>/source/<assignment>: a submission to an
+        assignment found there is queued for autograding (the feedback service's workers grade it). Default, as
+        the feedback service's: <data dir>/courses, then the checkout's courses/.""",
+    ).tag(config=True)
+
+    @default("source_roots")
+    def _default_source_roots(self):
+        return default_source_roots(self.data_dir)
+
+    group_reconcile_interval = Float(
+        300.0,
+        help="""Seconds between two reconciliations of hub groups with enrollments (also done at start).
+        Enrollment changes are mirrored at once; this repairs what failed while the hub was away. 0: only at start.""",
+    ).tag(config=True)
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        self.store = FileStore(self.store_path)
+        self.groups = HubGroups(self.hub_api_url, self.api_token)
+        self.queue = JobQueue(self.engine)
+        self.sources = SourceLocator(self.source_roots)
+        self._reconciler = None
+
+    def api_handlers(self) -> list[tuple]:
+        return [
+            (r"api/courses", h.CoursesListHandler),
+            (COURSE, h.CourseHandler),
+            (COURSE + r"/enrollments", h.EnrollmentsHandler),
+            (COURSE + r"/enrollments/(?P<user>[^/]+)", h.EnrollmentHandler),
+            (COURSE + r"/assignments", h.AssignmentsHandler),
+            (COURSE + r"/progress", h.ProgressHandler),
+            (r"api/profile", h.ProfileHandler),
+            (ASSIGNMENT + r"/release", h.ReleaseHandler),
+            (ASSIGNMENT + r"/download", h.DownloadHandler),
+            (ASSIGNMENT + r"/submissions", h.SubmissionsHandler),
+            (ASSIGNMENT + r"/submissions/(?P<submission_id>[^/]+)/files", h.SubmissionFilesHandler),
+            (ASSIGNMENT + r"/feedback", h.FeedbackHandler),
+        ]
+
+    def openapi_paths(self) -> dict:
+        return openapi.paths()
+
+    # -- hub group mirroring ------------------------------------------------------------------
+
+    async def mirror(self, course_id: str, user: str, role: str | None) -> bool:
+        """Mirror one membership now; False (and a log line) when the hub does not answer —
+        the periodic reconciliation will do it later."""
+        try:
+            await self.groups.set_role(course_id, user, role)
+        except Exception as exc:
+            self.log.warning("could not mirror %s in %s as %s into hub groups (will reconcile): %s",
+                             user, course_id, role, exc)
+            return False
+        if role is not None:
+            def mark():
+                with session_scope(self.session_factory) as session:
+                    Enrollments(session).mark_mirrored(course_id, user, role)
+            await asyncio.get_running_loop().run_in_executor(None, mark)
+        return True
+
+    def _wanted_groups(self) -> dict[str, dict[str, str]]:
+        with session_scope(self.session_factory) as session:
+            wanted: dict[str, dict[str, str]] = {cid: {} for cid in session.scalars(select(m.Course.id))}
+            for row in session.scalars(select(m.Enrollment)):
+                wanted.setdefault(row.course_id, {})[row.user_name] = row.role
+            return wanted
+
+    def _mark_all_mirrored(self, wanted: dict[str, dict[str, str]]) -> None:
+        with session_scope(self.session_factory) as session:
+            for row in session.scalars(select(m.Enrollment)):
+                if wanted.get(row.course_id, {}).get(row.user_name) == row.role:
+                    row.mirrored_role = row.role
+
+    async def reconcile_groups(self) -> None:
+        loop = asyncio.get_running_loop()
+        wanted = await loop.run_in_executor(None, self._wanted_groups)
+        changes = await self.groups.reconcile(wanted)
+        await loop.run_in_executor(None, self._mark_all_mirrored, wanted)
+        self.log.info("hub groups reconciled for %d course(s): %d change(s)", len(wanted), changes)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            try:
+                await self.reconcile_groups()
+            except Exception as exc:
+                self.log.warning("hub group reconciliation failed (will retry): %s", exc)
+            if self.group_reconcile_interval <= 0:
+                return
+            await asyncio.sleep(self.group_reconcile_interval)
+
+    async def on_start(self) -> None:
+        self._reconciler = asyncio.create_task(self._reconcile_forever())
+
+    async def on_stop(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.cancel()

@@ -1,0 +1,124 @@
+"""The OpenAPI ``paths`` of the courses service (tests/test_service_kit.py checks they match the routes)."""
+from __future__ import annotations
+
+ERROR = {"$ref": "#/components/responses/Error"}
+C = {"name": "course_id", "in": "path", "required": True, "schema": {"type": "string"}}
+A = {"name": "assignment_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PAGE = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}}]
+LIST = {"description": "{items: [...], next: cursor|null}"}
+UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
+    "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+              "description": "one part per file; the part's filename is the relative path"}}}}}}
+
+
+def q(name: str, description: str, type_: str = "string") -> dict:
+    return {"name": name, "in": "query", "description": description, "schema": {"type": type_}}
+
+
+def errors(*codes: int) -> dict:
+    return {str(code): ERROR for code in codes}
+
+
+def paths() -> dict:
+    spec = _paths()
+    # Path-level parameters go into each operation (tools and the kit's test read operations only).
+    for operations in spec.values():
+        shared = operations.pop("parameters", [])
+        for operation in operations.values():
+            operation["parameters"] = shared + operation.get("parameters", [])
+    return spec
+
+
+def _paths() -> dict:
+    return {
+        "/api/courses": {
+            "get": {"summary": "The catalogue (learners see published courses)",
+                    "parameters": [q("q", "search text"), q("tag", "tag"), q("level", "beginner|intermediate|advanced"),
+                                   q("skill", "skill id"), q("status", "draft|published|archived"),
+                                   q("mine", "1: only courses the caller is enrolled in")] + PAGE,
+                    "responses": {"200": LIST, **errors(400, 401, 403)}},
+            "post": {"summary": "Create a course (instructors, admins); the creator becomes its instructor",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                     "responses": {"201": {"description": "the course"}, **errors(400, 401, 403, 409, 422)}},
+        },
+        "/api/courses/{course_id}": {
+            "parameters": [C],
+            "get": {"summary": "One course", "responses": {"200": {"description": "the course"},
+                                                            **errors(401, 403, 404)}},
+            "patch": {"summary": "Change a course (its instructors, admins): title, status, ...",
+                      "responses": {"200": {"description": "the course"}, **errors(400, 401, 403, 404, 422)}},
+            "delete": {"summary": "Delete a course without submissions (else 409: archive it)",
+                       "responses": {"204": {"description": "deleted"}, **errors(401, 403, 404, 409)}},
+        },
+        "/api/courses/{course_id}/enrollments": {
+            "parameters": [C],
+            "get": {"summary": "Members of the course (staff)", "parameters": [q("role", "learner|ta|instructor")] + PAGE,
+                    "responses": {"200": LIST, **errors(401, 403, 404)}},
+            "post": {"summary": "Self-enroll (open courses) or add a user with a role (instructors)",
+                     "responses": {"200": {"description": "already enrolled / role changed"},
+                                   "201": {"description": "enrolled"}, **errors(400, 401, 403, 404, 409, 422)}},
+        },
+        "/api/courses/{course_id}/enrollments/{user}": {
+            "parameters": [C, {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "delete": {"summary": "Unenroll (oneself, or anyone by an instructor)",
+                       "responses": {"204": {"description": "removed"}, **errors(401, 403, 404)}},
+        },
+        "/api/courses/{course_id}/assignments": {
+            "parameters": [C],
+            "get": {"summary": "Assignments with the caller's status, attempts, due date and score",
+                    "parameters": [q("user", "staff: for this learner")] + PAGE,
+                    "responses": {"200": LIST, **errors(401, 403, 404)}},
+        },
+        "/api/courses/{course_id}/progress": {
+            "parameters": [C],
+            "get": {"summary": "Progress per assignment and per skill", "parameters": [q("user", "staff: for this learner")],
+                    "responses": {"200": {"description": "assignments and skills"}, **errors(401, 403, 404)}},
+        },
+        "/api/profile": {
+            "get": {"summary": "The caller's learner profile", "responses": {"200": {"description": "profile"},
+                                                                              **errors(401, 403)}},
+            "put": {"summary": "Replace the caller's learner profile (validated)",
+                    "responses": {"200": {"description": "profile"}, **errors(400, 401, 403, 422)}},
+        },
+        "/api/courses/{course_id}/assignments/{assignment_id}/release": {
+            "parameters": [C, A],
+            "post": {"summary": "Release an assignment: upload the student version (instructors)",
+                     "parameters": [q("force", "1: replace an existing release")], "requestBody": UPLOAD,
+                     "responses": {"201": {"description": "released"}, **errors(400, 401, 403, 404, 409, 413, 422)}},
+            "delete": {"summary": "Withdraw a released assignment (instructors)",
+                       "responses": {"200": {"description": "withdrawn"}, **errors(401, 403, 404)}},
+        },
+        "/api/courses/{course_id}/assignments/{assignment_id}/download": {
+            "parameters": [C, A],
+            "get": {"summary": "Fetch a released assignment (members): files with content_b64",
+                    "responses": {"200": {"description": "files"}, **errors(401, 403, 404)}},
+        },
+        "/api/courses/{course_id}/assignments/{assignment_id}/submissions": {
+            "parameters": [C, A],
+            "get": {"summary": "Submissions: a learner's own; staff all (latest=1 or collect=1: newest per learner)",
+                    "parameters": [q("user", "one learner"), q("latest", "1: newest per learner"),
+                                   q("collect", "same as latest")] + PAGE,
+                    "responses": {"200": LIST, **errors(401, 403, 404)}},
+            "post": {"summary": "Submit (members); recorded before the answer; counts against the attempt limit",
+                     "requestBody": UPLOAD,
+                     "responses": {"201": {"description": "the submission; grading: {id, status} of its autograding "
+                                                         "job (result: /services/feedback/api/submissions/{id}), or "
+                                                         "null without an instructor source"},
+                                   **errors(400, 401, 403, 404, 409, 413, 422)}},
+        },
+        "/api/courses/{course_id}/assignments/{assignment_id}/submissions/{submission_id}/files": {
+            "parameters": [C, A, {"name": "submission_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "A submission's files (its learner; staff: collect)",
+                    "responses": {"200": {"description": "files with content_b64"}, **errors(401, 403, 404)}},
+        },
+        "/api/courses/{course_id}/assignments/{assignment_id}/feedback": {
+            "parameters": [C, A],
+            "get": {"summary": "The caller's feedback (staff: ?user=)", "parameters": [q("user", "staff: this learner")],
+                    "responses": {"200": {"description": "submissions with feedback files"}, **errors(401, 403, 404)}},
+            "post": {"summary": "Release feedback for one submission (staff): multipart files + submission or "
+                                "user&timestamp, optional score, max_score, cell_scores",
+                     "requestBody": UPLOAD,
+                     "responses": {"201": {"description": "released"}, **errors(400, 401, 403, 404, 413, 422)}},
+        },
+    }

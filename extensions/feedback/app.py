@@ -1,0 +1,163 @@
+"""The feedback service application: submissions, live grading feedback, checks and help."""
+from __future__ import annotations
+
+import os
+
+from traitlets import Bool, Integer, List, Unicode, default
+
+from learnhub.graders.queue import JobQueue
+from learnhub.service import ServiceApp
+
+from . import handlers
+from .helpdesk import HelpDesk
+from .intake import SourceLocator, default_source_roots
+from .live import Broadcaster, RateLimiter
+from .workers import CompletionRecorder, WorkerSupervisor
+
+ID = r"(?P<{}>[A-Za-z0-9-]+)"
+
+
+def _env_int(name: str, fallback: int) -> int:
+    return int(os.environ.get(name, fallback))
+
+
+class FeedbackService(ServiceApp):
+    """Submissions, live autograding feedback and help requests."""
+
+    service_name = "feedback"
+    description = __doc__
+
+    worker_processes = Integer(
+        help="Grading worker processes started with the service (0: none; run them elsewhere with "
+        "`python -m learnhub.graders.worker`). Env: LEARNHUB_GRADER_WORKERS."
+    ).tag(config=True)
+
+    @default("worker_processes")
+    def _default_workers(self):
+        return _env_int("LEARNHUB_GRADER_WORKERS", 2)
+
+    pool_size = Integer(
+        help="Warm sandboxes each worker keeps ready. Env: LEARNHUB_GRADER_POOL_SIZE."
+    ).tag(config=True)
+
+    @default("pool_size")
+    def _default_pool(self):
+        return _env_int("LEARNHUB_GRADER_POOL_SIZE", 1)
+
+    sandbox = Unicode(
+        help="Sandbox backend for the workers (bubblewrap, docker, local or a class); empty: the "
+        "engine's default. Env: LEARNHUB_GRADER_SANDBOX."
+    ).tag(config=True)
+
+    @default("sandbox")
+    def _default_sandbox(self):
+        return os.environ.get("LEARNHUB_GRADER_SANDBOX", "")
+
+    allow_unsafe_local = Bool(False, help="Let workers use the unsandboxed local backend.").tag(config=True)
+
+    checks_per_minute = Integer(
+        help="How many checks (visible tests only) one user may run per minute. "
+        "Env: LEARNHUB_CHECKS_PER_MINUTE."
+    ).tag(config=True)
+
+    @default("checks_per_minute")
+    def _default_checks(self):
+        return _env_int("LEARNHUB_CHECKS_PER_MINUTE", 20)
+
+    max_upload_bytes = Integer(
+        help="Largest submission accepted (all files together). Env: LEARNHUB_MAX_UPLOAD_BYTES."
+    ).tag(config=True)
+
+    @default("max_upload_bytes")
+    def _default_upload(self):
+        return _env_int("LEARNHUB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+
+    source_roots = List(
+        Unicode(),
+        help="Folders holding course sources as <root>/<course>/source/<assignment> (the instructor's "
+        "notebooks, never shown to learners). Default: <data dir>/courses, then the checkout's courses/.",
+    ).tag(config=True)
+
+    @default("source_roots")
+    def _default_roots(self):
+        return default_source_roots(self.data_dir)
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        self.queue = JobQueue(self.engine)
+        self.sources = SourceLocator(self.source_roots)
+        self.helpdesk = HelpDesk(self.session_factory)
+        self.live = Broadcaster()
+        self.check_limiter = RateLimiter(self.checks_per_minute)
+        self.supervisor = WorkerSupervisor(self.db_url, self.worker_processes, self.pool_size,
+                                           self.sandbox, self.allow_unsafe_local)
+        self.recorder = CompletionRecorder(self.session_factory)
+
+    async def on_start(self):
+        if self.worker_processes:
+            await self.supervisor.start()
+        self.recorder.start()
+
+    async def on_stop(self):
+        await self.recorder.stop()
+        await self.supervisor.stop()
+
+    def api_handlers(self):
+        sid, rid = ID.format("submission_id"), ID.format("request_id")
+        return [
+            (r"api/submissions", handlers.SubmissionsHandler),
+            (rf"api/submissions/{sid}", handlers.SubmissionHandler, {"mode": "grade"}),
+            (rf"api/submissions/{sid}/events", handlers.SubmissionEventsHandler, {"mode": "grade"}),
+            (r"api/checks", handlers.ChecksHandler),
+            (rf"api/checks/{sid}", handlers.SubmissionHandler, {"mode": "check"}),
+            (rf"api/checks/{sid}/events", handlers.SubmissionEventsHandler, {"mode": "check"}),
+            (r"api/help-requests", handlers.HelpRequestsHandler),
+            (r"api/help-requests/events", handlers.HelpEventsHandler),
+            (rf"api/help-requests/{rid}", handlers.HelpRequestHandler),
+            (rf"api/help-requests/{rid}/answers", handlers.HelpAnswersHandler),
+        ]
+
+    def openapi_paths(self):
+        err = {"$ref": "#/components/responses/Error"}
+        upload = {"requestBody": {"content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["course", "assignment", "files"],
+            "properties": {"course": {"type": "string"}, "assignment": {"type": "string"},
+                           "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+        job = {"200": {"description": "status, score, max_score and per-test results"}, "401": err, "404": err}
+        ws = {"101": {"description": "WebSocket: queued, started, one test event per test, done"},
+              "401": err, "404": err}
+        sid = [{"name": "submission_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+        rid = [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+        return {
+            "/api/submissions": {"post": {"summary": "Submit notebooks for grading (recorded as an attempt)",
+                                          **upload, "responses": {"202": {"description": "queued"}, "400": err,
+                                                                  "401": err, "403": err, "404": err,
+                                                                  "413": err, "422": err}}},
+            "/api/submissions/{submission_id}": {"get": {"summary": "A submission's status and results",
+                                                         "parameters": sid, "responses": job}},
+            "/api/submissions/{submission_id}/events": {"get": {"summary": "Live grading events (WebSocket)",
+                                                                "parameters": sid, "responses": ws}},
+            "/api/checks": {"post": {"summary": "Run the visible tests only; not an attempt; rate-limited",
+                                     **upload, "responses": {"202": {"description": "queued"}, "401": err,
+                                                             "403": err, "404": err, "422": err, "429": err}}},
+            "/api/checks/{submission_id}": {"get": {"summary": "A check's status and results",
+                                                    "parameters": sid, "responses": job}},
+            "/api/checks/{submission_id}/events": {"get": {"summary": "Live check events (WebSocket)",
+                                                           "parameters": sid, "responses": ws}},
+            "/api/help-requests": {
+                "get": {"summary": "My help requests, or a course's (?course=, staff) with ?status=",
+                        "responses": {"200": {"description": "{items, next}"}, "401": err}},
+                "post": {"summary": "Ask for help on an assignment (optionally a cell and its code)",
+                         "responses": {"201": {"description": "the request"}, "401": err, "403": err,
+                                       "422": err}}},
+            "/api/help-requests/events": {"get": {
+                "summary": "Live help (WebSocket): answers to my requests, or with ?course= a course's queue",
+                "responses": {"101": {"description": "WebSocket"}, "401": err, "403": err}}},
+            "/api/help-requests/{request_id}": {"get": {"summary": "One help request", "parameters": rid,
+                                                        "responses": {"200": {"description": "the request"},
+                                                                      "401": err, "404": err}}},
+            "/api/help-requests/{request_id}/answers": {"post": {
+                "summary": "Answer a help request (course instructors and TAs)", "parameters": rid,
+                "responses": {"201": {"description": "the answered request"}, "401": err, "403": err,
+                              "404": err, "422": err}}},
+        }

@@ -1,0 +1,50 @@
+"""Tables of the feedback service: help requests (submissions are grading jobs, see graders)."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from learnhub.db import Base
+
+OPEN, ANSWERED, CLOSED = "open", "answered", "closed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class HelpRequest(Base):
+    """A learner's question about an assignment, optionally about one cell and its code."""
+
+    __tablename__ = "help_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    course_id: Mapped[str] = mapped_column(String(128))
+    assignment_id: Mapped[str] = mapped_column(String(128))
+    learner: Mapped[str] = mapped_column(String(255))
+    question: Mapped[str] = mapped_column(Text)
+    cell_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=OPEN)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index("ix_help_requests_course_status", "course_id", "status"),
+        Index("ix_help_requests_learner", "learner"),
+    )
+
+    def to_dict(self) -> dict:
+        def iso(value):
+            return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+        return {"id": self.id, "course": self.course_id, "assignment": self.assignment_id,
+                "learner": self.learner, "question": self.question, "cell_id": self.cell_id,
+                "code": self.code, "status": self.status, "answer": self.answer,
+                "answered_by": self.answered_by, "created_at": iso(self.created_at),
+                "answered_at": iso(self.answered_at)}

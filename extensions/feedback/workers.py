@@ -1,0 +1,174 @@
+"""Grading worker processes kept running beside the feedback service, and the record of results.
+
+Workers are separate processes (``python -m learnhub.graders.worker``) that claim jobs from
+the durable queue; the service only supervises them. :class:`CompletionRecorder` appends one
+``graded`` event per finished job to the event log, so analytics, the recommender and
+notifications learn of results however the job was submitted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from learnhub import db as lhdb
+from learnhub.graders.models import FAILED, GRADED, GradingJob
+from learnhub.models import Event
+
+log = logging.getLogger("learnhub.feedback")
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the service dies, however the service dies."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class WorkerSupervisor:
+    """Start ``count`` grading workers, restart any that dies, stop them with the service."""
+
+    def __init__(self, db_url: str, count: int, pool_size: int, sandbox: str = "",
+                 allow_unsafe_local: bool = False):
+        self.db_url = db_url
+        self.count = count
+        self.pool_size = pool_size
+        self.sandbox = sandbox
+        self.allow_unsafe_local = allow_unsafe_local
+        self.processes: list[asyncio.subprocess.Process | None] = [None] * count
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def command(self, index: int) -> list[str]:
+        cmd = [sys.executable, "-m", "learnhub.graders.worker", "--db-url", self.db_url,
+               "--pool-size", str(self.pool_size), "--poll", "0.05", "--worker-id", f"feedback-worker-{index}"]
+        if self.sandbox:
+            cmd += ["--sandbox", self.sandbox]
+        if self.allow_unsafe_local:
+            cmd.append("--allow-unsafe-local")
+        return cmd
+
+    async def _spawn(self, index: int) -> None:
+        self.processes[index] = await asyncio.create_subprocess_exec(
+            *self.command(index), stdout=asyncio.subprocess.DEVNULL, stderr=None,
+            preexec_fn=_terminate_with_parent)
+        log.info("grading worker %d started (pid %d)", index, self.processes[index].pid)
+
+    async def start(self) -> None:
+        for index in range(self.count):
+            await self._spawn(index)
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(2)
+            for index, process in enumerate(self.processes):
+                if process is not None and process.returncode is not None and not self._stopping:
+                    log.warning("grading worker %d exited with %s; restarting", index, process.returncode)
+                    await self._spawn(index)
+
+    async def stop(self, grace: float = 15) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+        for process in self.processes:
+            if process is not None and process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            if process is None:
+                continue
+            try:
+                await asyncio.wait_for(process.wait(), grace)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def flatten_tests(result: dict | None) -> list[dict]:
+    """Per-test results of every notebook, in order, with the notebook's name."""
+    tests = []
+    for notebook in (result or {}).get("notebooks", []):
+        for test in notebook.get("tests", []):
+            tests.append({"notebook": notebook.get("name"), **test})
+    return tests
+
+
+def graded_event(job: GradingJob) -> Event:
+    result = job.result or {}
+    tests = [{"grade_id": t.get("grade_id"), "passed": t.get("passed"), "points": t.get("points"),
+              "max_points": t.get("max_points"), "error_type": t.get("error")}
+             for t in flatten_tests(result)]
+    # Success means every autograded test passed: manually graded answers wait for a person
+    # and must not make a perfect autograded submission look failed.
+    success = job.status == GRADED and bool(tests) and all(t["passed"] for t in tests)
+    return Event(
+        id=f"graded:{job.id}", time=job.finished_at or datetime.now(timezone.utc), actor=job.learner_id,
+        verb="graded" if job.status == GRADED else "grading-failed", object_type="submission",
+        object_id=job.id, course_id=job.course_id,
+        result={"score": job.score, "max_score": job.max_score, "success": success,
+                "duration": (job.finished_at - job.created_at).total_seconds()
+                if job.finished_at and job.created_at else None,
+                "tests": tests, "error": job.error},
+        # assignment_id is the event schema's name; "assignment" is what earlier readers look up
+        context={"assignment_id": job.assignment_id, "assignment": job.assignment_id, "mode": job.mode,
+                 "source_service": "feedback"},
+        source="feedback",
+    )
+
+
+class CompletionRecorder:
+    """Append a ``graded`` event for every finished grading job, exactly once (event id = job id)."""
+
+    def __init__(self, session_factory, interval: float = 0.5, lookback: timedelta = timedelta(days=1)):
+        self.sessions = session_factory
+        self.interval = interval
+        self.cursor = datetime.now(timezone.utc) - lookback
+        self._task: asyncio.Task | None = None
+
+    def record_new(self) -> int:
+        # Jobs finish on other processes' clocks: look a little behind the cursor, and rely
+        # on the event id to never store one twice.
+        since = self.cursor - timedelta(seconds=5)
+        recorded = 0
+        with lhdb.session_scope(self.sessions) as session:
+            jobs = session.scalars(
+                select(GradingJob)
+                .where(GradingJob.status.in_((GRADED, FAILED)), GradingJob.mode == "grade",
+                       GradingJob.finished_at >= since)
+                .order_by(GradingJob.finished_at)).all()
+            for job in jobs:
+                if session.get(Event, f"graded:{job.id}") is None:
+                    session.add(graded_event(job))
+                    recorded += 1
+                finished = job.finished_at if job.finished_at.tzinfo else job.finished_at.replace(tzinfo=timezone.utc)
+                self.cursor = max(self.cursor, finished)
+        return recorded
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.record_new)
+            except Exception:
+                log.exception("recording grading results in the event log failed; will retry")
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()

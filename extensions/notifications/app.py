@@ -1,0 +1,215 @@
+"""The notifications service application: wiring of engine parts, routes and background loops."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import datetime, timedelta, timezone
+
+from traitlets import Dict, Float, List, Type, Unicode, default
+
+from learnhub.service import ServiceApp
+
+from .channels.inapp import InAppChannel
+from .channels.smtp import SMTPChannel
+from .channels.twilio import TwilioChannel
+from .crypto import ContactCipher, load_or_create_key
+from .handlers import (AnnouncementsHandler, DeadLetterRetryHandler, DeadLettersHandler, InAppBroker,
+                       NotificationsHandler, PreferencesHandler, ReadHandler, StreamHandler)
+from .outbox import Outbox
+from .preferences import PreferenceStore
+from .sender import Sender
+from .templating import Renderer
+from .triggers import (CourseTablesDueDates, DueSoonScheduler, EventTriggers, HubGroupRecipients,
+                       RecipientResolver)
+
+
+def _import(name_or_class):
+    if isinstance(name_or_class, str):
+        from importlib import import_module
+
+        module, _, attr = name_or_class.rpartition(".")
+        return getattr(import_module(module), attr)
+    return name_or_class
+
+
+class NotificationsService(ServiceApp):
+    """In-app, email and SMS notifications with user preferences."""
+
+    service_name = "notifications"
+    description = __doc__
+
+    channel_classes = Dict(
+        help="""Channel name → channel class (or import string), like Spawner classes. The names are the
+        preference channels: ``in_app``, ``email``, ``sms``. Email: SMTPChannel (configure
+        ``c.SMTPChannel.host``) or ``learnhub.extensions.notifications.channels.sendgrid.SendGridChannel``
+        (``c.SendGridChannel.api_key``). SMS: TwilioChannel. A channel left unconfigured sends nothing.""",
+    ).tag(config=True)
+
+    @default("channel_classes")
+    def _default_channel_classes(self):
+        return {"in_app": InAppChannel, "email": SMTPChannel, "sms": TwilioChannel}
+
+    encryption_key = Unicode(
+        help="""Fernet key (urlsafe base64, 32 bytes) for stored email addresses and phone numbers.
+        Env: LEARNHUB_NOTIFICATIONS_KEY. If neither is set, one is generated into
+        <data dir>/notifications.key (mode 0600)."""
+    ).tag(config=True)
+
+    template_paths = List(Unicode(), help="Directories searched before the built-in templates "
+                                          "(to override <type>.subject.txt / .txt / .html).").tag(config=True)
+
+    public_url = Unicode(help="The platform's public URL, for links in emails. Env: LEARNHUB_PUBLIC_URL.").tag(config=True)
+
+    @default("public_url")
+    def _default_public_url(self):
+        import os
+
+        return os.environ.get("LEARNHUB_PUBLIC_URL", "")
+
+    recipient_resolver_class = Type(
+        HubGroupRecipients, klass=RecipientResolver, allow_none=True,
+        help="Who is in a course (for announcements, releases, due-soon reminders). The default reads "
+             "the hub group course-<id>-learners with the service's token.").tag(config=True)
+
+    trigger_interval = Float(5.0, help="Seconds between reads of the event log.").tag(config=True)
+    due_soon_interval = Float(300.0, help="Seconds between due-soon scans.").tag(config=True)
+    due_soon_window_hours = Float(24.0, help="Remind learners of assignments due within this many hours.").tag(config=True)
+    first_run_lookback_hours = Float(1.0, help="On the very first start (no cursor yet), read only this much "
+                                               "of the event log's past, so old events do not notify.").tag(config=True)
+    event_settle_seconds = Float(2.0, help="Read only events stored at least this long ago (a concurrent "
+                                           "writer's transaction may commit late).").tag(config=True)
+
+    # -- engine -------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def init_engine(self) -> None:
+        self.cipher = ContactCipher(lambda: load_or_create_key(self.encryption_key, self.data_dir))
+        self.preference_store = PreferenceStore(self.cipher)
+        self.channels = {name: _import(cls)(parent=self) for name, cls in self.channel_classes.items()}
+        self.outbox = Outbox(self.preference_store, self.channels, on_enqueued=self.wake_sender)
+        self.sender = Sender(self.session_factory, self.channels, self.preference_store,
+                             Renderer(self.template_paths, self.public_url), parent=self)
+        self.broker = InAppBroker()
+        self.sender.listeners.append(self.broker.publish)
+        if not hasattr(self, "recipients"):
+            self.recipients = self.recipient_resolver_class(self.hub_api_url, self.api_token)
+        self.triggers = EventTriggers(self.session_factory, self.outbox, self.recipients,
+                                      settle_seconds=self.event_settle_seconds,
+                                      first_run_lookback=timedelta(hours=self.first_run_lookback_hours))
+        self.due_soon = DueSoonScheduler(self.session_factory, self.outbox, CourseTablesDueDates(self.engine),
+                                         self.recipients, timedelta(hours=self.due_soon_window_hours))
+
+    def wake_sender(self) -> None:
+        self.sender.wake.set()
+
+    config_file = Unicode(
+        help="""A traitlets config file for this service (channels, keys, templates). Default:
+        <data dir>/notifications_config.py if it exists. Env: LEARNHUB_NOTIFICATIONS_CONFIG."""
+    ).tag(config=True)
+
+    @default("config_file")
+    def _default_config_file(self):
+        import os
+
+        return os.environ.get("LEARNHUB_NOTIFICATIONS_CONFIG") or os.path.join(self.data_dir, "notifications_config.py")
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        import os
+
+        # The hub starts services with a command line only; a config file is how an operator picks
+        # and configures channels (c.NotificationsService.channel_classes, c.SMTPChannel.host, ...).
+        if self.config_file and os.path.isfile(self.config_file):
+            self.load_config_file(os.path.basename(self.config_file), path=[os.path.dirname(self.config_file)])
+            self.log.info("loaded %s", self.config_file)
+        self.init_engine()
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def api_handlers(self):
+        return [
+            (r"api/notifications", NotificationsHandler),
+            (r"api/notifications/stream", StreamHandler),
+            (r"api/notifications/(?P<notification_id>[^/]+)/read", ReadHandler),
+            (r"api/preferences", PreferencesHandler),
+            (r"api/courses/(?P<course_id>[^/]+)/announcements", AnnouncementsHandler),
+            (r"api/dead-letters", DeadLettersHandler),
+            (r"api/dead-letters/(?P<delivery_id>[^/]+)/retry", DeadLetterRetryHandler),
+        ]
+
+    def openapi_paths(self):
+        error = {"$ref": "#/components/responses/Error"}
+        auth = {"401": error, "403": error}
+        prefs_body = {"content": {"application/json": {"schema": {"type": "object", "properties": {
+            "channels": {"type": "object", "description": "type → {in_app, email, sms: bool}"},
+            "email": {"type": "string", "nullable": True}, "phone": {"type": "string", "nullable": True},
+            "quiet_hours": {"type": "object", "nullable": True,
+                            "description": "{start: HH:MM, end: HH:MM, timezone: IANA name}"},
+            "digest": {"type": "object", "description": "{enabled: bool, hour: 0-23}"}}}}}}
+        return {
+            "/api/notifications": {"get": {
+                "summary": "The caller's in-app notifications, newest first",
+                "parameters": [{"name": "unread", "in": "query", "schema": {"type": "string"}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                               {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{items, next, unread}"}, "422": error, **auth}}},
+            "/api/notifications/stream": {"get": {
+                "summary": "WebSocket of the caller's new in-app notifications ({type: hello|notification})",
+                "responses": {"101": {"description": "switching to WebSocket"}, **auth}}},
+            "/api/notifications/{notification_id}/read": {"post": {
+                "summary": "Mark one of the caller's notifications read",
+                "parameters": [{"name": "notification_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the notification"}, "404": error, **auth}}},
+            "/api/preferences": {
+                "get": {"summary": "The caller's notification preferences (contact details masked)",
+                        "responses": {"200": {"description": "preferences"}, **auth}},
+                "put": {"summary": "Change preferences (merged; invalid email/phone → 422 naming the field)",
+                        "requestBody": prefs_body,
+                        "responses": {"200": {"description": "preferences"}, "400": error, "422": error, **auth}}},
+            "/api/courses/{course_id}/announcements": {"post": {
+                "summary": "Announce to everyone enrolled (course instructors or admins)",
+                "parameters": [{"name": "course_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "title": {"type": "string"}, "body": {"type": "string"}}, "required": ["title"]}}}},
+                "responses": {"202": {"description": "{id, course_id, recipients}"}, "422": error,
+                              "503": error, **auth}}},
+            "/api/dead-letters": {"get": {
+                "summary": "Deliveries that failed for good (admin or custom:learnhub:notifications:admin)",
+                "responses": {"200": {"description": "{items, next}"}, **auth}}},
+            "/api/dead-letters/{delivery_id}/retry": {"post": {
+                "summary": "Queue a dead-lettered delivery again",
+                "parameters": [{"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"202": {"description": "queued"}, "404": error, **auth}}},
+        }
+
+    # -- background work ----------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.broker.loop = asyncio.get_running_loop()
+        self._stop = threading.Event()
+        # The sender blocks on provider calls: it gets a thread of its own, not the event loop.
+        self._sender_thread = threading.Thread(target=self.sender.run, args=(self._stop,),
+                                               name="notifications-sender", daemon=True)
+        self._sender_thread.start()
+        self._tasks = [asyncio.create_task(self._every(self.trigger_interval, self.triggers.run_once)),
+                       asyncio.create_task(self._every(self.due_soon_interval, self.due_soon.run_once))]
+
+    async def _every(self, seconds: float, work) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, work)
+            except Exception:
+                self.log.exception("%s failed", getattr(work, "__qualname__", work))
+            await asyncio.sleep(seconds)
+
+    async def on_stop(self) -> None:
+        for task in getattr(self, "_tasks", []):
+            task.cancel()
+        if hasattr(self, "_stop"):
+            self._stop.set()
+            self.sender.wake.set()
+            await asyncio.get_running_loop().run_in_executor(None, self._sender_thread.join, 30)

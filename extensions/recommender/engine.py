@@ -1,0 +1,818 @@
+"""The recommender engine: learner histories from the event log, mastery and explained recommendations.
+
+No web code (the service's handlers call it). What it reads:
+
+* the event log (``learnhub.models.Event``): ``graded`` submission events the feedback service
+  appends — one answer per test in ``result["tests"]``, on the exercise with that ``grade_id``
+  in the assignment ``context["assignment"]`` — and ``enrolled``/``unenrolled`` course events
+  (the courses service);
+* course content (:class:`CourseCatalog`, course folders as :func:`learnhub.course_content.load_course`
+  reads them), which says which skills each exercise practises;
+* learner profiles (goals, level) through a pluggable :class:`ProfileSource` (default: read-only from the
+  courses service's ``learner_profiles`` table in the shared database, :class:`SharedDatabaseProfiles`).
+
+What it learns (:meth:`RecommenderEngine.refit`, on a schedule): a
+:class:`~learnhub.recommender.KnowledgeTracer` on every answer in the log, and a
+:class:`~learnhub.recommender.CourseRecommender` on who enrolled in / worked on which course.
+The models keep no per-learner state, so every request reads that learner's history afresh:
+a new grade shows on the learner's next request, without waiting for a refit.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, Text, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from learnhub import db as lhdb
+from learnhub.course_content import COURSE_FILE, Course, CourseFormatError, load_course
+from learnhub.models import Event
+from learnhub.recommender import CourseRecommender, KnowledgeTracer, mastery_level, rank_next_steps
+
+log = logging.getLogger("learnhub.recommender.engine")
+
+KINDS = ("course", "assignment", "exercise")
+#: course difficulty 1..3 on the models' [0, 1] scale
+DIFFICULTY = {1: 0.25, 2: 0.5, 3: 0.75}
+ENROLL_VERBS = ("enrolled", "unenrolled")
+
+
+#: ``verb = 'graded'`` written so that no index on ``verb`` can serve it: without table statistics
+#: SQLite otherwise scans every graded event (ix_events_verb_time) instead of one learner's
+#: (ix_events_actor_time). PostgreSQL plans the same query with the actor index either way.
+_GRADED = func.coalesce(Event.verb, "") == "graded"
+
+
+class UnknownCourse(KeyError):
+    """A course id the catalog does not know."""
+
+
+# --------------------------------------------------------------------------- course content
+
+
+@dataclass
+class CourseIndex:
+    """One course, indexed for the engine: exercise lookup by (assignment, grade_id)."""
+
+    course: Course
+    #: (assignment id, grade_id) -> (exercise item id, skills)
+    exercises: dict = field(default_factory=dict)
+    #: grade_id -> same, when the grade_id is unique in the course (events without an assignment)
+    by_grade_id: dict = field(default_factory=dict)
+    skills: list = field(default_factory=list)
+    skill_titles: dict = field(default_factory=dict)
+    skill_prereqs: dict = field(default_factory=dict)
+    #: kind -> the rank_next_steps input table (see _step_table)
+    tables: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, course: Course) -> "CourseIndex":
+        index = cls(course=course)
+        seen: dict[str, int] = {}
+        for assignment, exercise in course.exercises():
+            value = (f"{assignment.id}/{exercise.grade_id}", tuple(exercise.skills))
+            index.exercises[(assignment.id, exercise.grade_id)] = value
+            seen[exercise.grade_id] = seen.get(exercise.grade_id, 0) + 1
+            index.by_grade_id[exercise.grade_id] = value
+        for grade_id, count in seen.items():
+            if count > 1:
+                del index.by_grade_id[grade_id]
+        index.skills = [s.id for s in course.skills]
+        index.skill_titles = {s.id: s.title for s in course.skills}
+        index.skill_prereqs = {s.id: tuple(s.prerequisites) for s in course.skills}
+        return index
+
+    def lookup(self, assignment: str | None, grade_id: str):
+        if assignment:
+            return self.exercises.get((assignment, grade_id))
+        return self.by_grade_id.get(grade_id)
+
+
+class CourseCatalog:
+    """The courses the recommender knows: course folders under ``roots`` (first root wins on a
+    duplicate id), or a fixed list of :class:`Course` objects (tests, benchmarks)."""
+
+    def __init__(self, roots: Iterable[str | Path] = (), courses: Iterable[Course] | None = None):
+        self.roots = [Path(r) for r in roots]
+        self._fixed = list(courses) if courses is not None else None
+        self._index: dict[str, CourseIndex] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        courses: dict[str, Course] = {}
+        if self._fixed is not None:
+            for course in self._fixed:
+                courses.setdefault(course.id, course)
+        for root in self.roots:
+            if not root.is_dir():
+                continue
+            for folder in sorted(root.iterdir()):
+                if not (folder / COURSE_FILE).is_file():
+                    continue
+                try:
+                    course = load_course(folder)
+                except (CourseFormatError, OSError) as exc:
+                    log.warning("skipping course folder %s: %s", folder, exc)
+                    continue
+                courses.setdefault(course.id, course)
+        self._index = {cid: CourseIndex.build(c) for cid, c in courses.items()}
+
+    def get(self, course_id: str) -> CourseIndex:
+        try:
+            return self._index[course_id]
+        except KeyError:
+            raise UnknownCourse(course_id) from None
+
+    def __contains__(self, course_id) -> bool:
+        return course_id in self._index
+
+    def ids(self) -> list[str]:
+        return sorted(self._index)
+
+    def items_frame(self) -> pd.DataFrame:
+        """The course catalogue as :class:`CourseRecommender` items."""
+        rows = []
+        for cid in self.ids():
+            c = self._index[cid].course
+            rows.append({"item": c.id, "title": c.title, "description": c.description,
+                         "tags": list(c.tags), "skills": [s.id for s in c.skills], "level": c.level,
+                         "prerequisites": list(c.prerequisites)})
+        return pd.DataFrame(rows, columns=["item", "title", "description", "tags", "skills", "level",
+                                           "prerequisites"])
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+class ProfileSource:
+    """Where learner profiles (goals, level) come from. The default knows none.
+
+    Profiles belong to the courses service; services do not import each other's internals, so
+    a deployment plugs a subclass in (``RecommenderService.profile_source_class``) that reads them
+    over the courses service's HTTP API or a shared read-only view. ``profile`` returns a dict with
+    any of ``goals`` (text), ``skills``/``goal_skills`` (list), ``level``
+    ("beginner"/"intermediate"/"advanced"), or None.
+    """
+
+    def profile(self, learner: str) -> dict | None:
+        return None
+
+    @classmethod
+    def for_service(cls, service) -> "ProfileSource":
+        """Build one for a running recommender service (subclasses take what they need from it)."""
+        return cls()
+
+
+#: The columns of the courses service's ``learner_profiles`` this service reads — a read-only view
+#: declared here, so the recommender does not import the courses service's models.
+_PROFILES = Table("learner_profiles", MetaData(), Column("user_name", String(255), primary_key=True),
+                  Column("goals", Text), Column("goal_skills", JSON), Column("preferred_topics", JSON),
+                  Column("level", String(32)))
+
+
+_ASSIGNMENTS = Table("course_assignments", MetaData(), Column("course_id", String(128), primary_key=True),
+                     Column("id", String(128), primary_key=True), Column("due", DateTime(timezone=True)))
+
+
+class SharedDatabaseProfiles(ProfileSource):
+    """Profiles as learners set them at the courses service (``PUT profile``), read from the
+    database both services share, kept for ``ttl`` seconds so a request does not always query.
+
+    Where the courses service has its own database, the table is missing: then every learner has
+    no profile (logged once) and recommendations fall back to history and popularity.
+    """
+
+    def __init__(self, session_factory, ttl: float = 30.0):
+        self.session_factory = session_factory
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, dict | None]] = {}
+        self._missing_logged = False
+
+    @classmethod
+    def for_service(cls, service) -> "SharedDatabaseProfiles":
+        return cls(service.session_factory)
+
+    def profile(self, learner: str) -> dict | None:
+        now = time.monotonic()
+        cached = self._cache.get(learner)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            with self.session_factory() as session:
+                row = session.execute(select(_PROFILES).where(_PROFILES.c.user_name == learner)).mappings().first()
+        except SQLAlchemyError as exc:
+            if not self._missing_logged:
+                log.warning("learner profiles are not readable (%s); recommending without them", exc)
+                self._missing_logged = True
+            return None
+        found = None
+        if row is not None:
+            topics = list(row["preferred_topics"] or [])
+            found = {"goals": " ".join([row["goals"] or "", *topics]).strip(),
+                     "goal_skills": list(row["goal_skills"] or []), "level": row["level"]}
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[learner] = (now, found)
+        return found
+
+
+class StaticProfileSource(ProfileSource):
+    """Profiles from a dict (tests, and a simple way to configure a few by hand)."""
+
+    def __init__(self, profiles: dict | None = None):
+        self.profiles = dict(profiles or {})
+
+    def profile(self, learner: str) -> dict | None:
+        return self.profiles.get(learner)
+
+
+# --------------------------------------------------------------------------- histories
+
+
+def answers_from_events(rows, catalog: CourseCatalog) -> pd.DataFrame:
+    """Answer rows (``learner, skill, correct, order, course, exercise``) from graded events.
+
+    ``rows`` are ``(actor, time, course_id, result, context)`` tuples in time order. Every test
+    of a graded submission is one answer on its exercise, and one row per skill of that
+    exercise. Tests whose grade_id the course content does not list, and tests without a
+    pass/fail (``passed`` null), are skipped.
+    """
+    out_learner, out_skill, out_correct, out_order, out_course, out_exercise = [], [], [], [], [], []
+    seq = 0
+    for actor, when, course_id, result, context in rows:
+        if not course_id or course_id not in catalog or not isinstance(result, dict):
+            continue
+        if (context or {}).get("mode", "grade") != "grade":
+            continue
+        index = catalog.get(course_id)
+        assignment = (context or {}).get("assignment")
+        base = _epoch(when)
+        for test in result.get("tests") or ():
+            if not isinstance(test, dict) or test.get("passed") is None:
+                continue
+            found = index.lookup(assignment, str(test.get("grade_id")))
+            if found is None:
+                continue
+            item, skills = found
+            seq += 1
+            for skill in skills:
+                out_learner.append(actor)
+                out_skill.append(skill)
+                out_correct.append(1 if test["passed"] else 0)
+                out_order.append(base + seq * 1e-3)
+                out_course.append(course_id)
+                out_exercise.append(item)
+    return pd.DataFrame({"learner": out_learner, "skill": out_skill, "correct": out_correct,
+                         "order": np.asarray(out_order, dtype=float), "course": out_course,
+                         "exercise": out_exercise})
+
+
+def _epoch(value) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.timestamp()
+    return float(pd.Timestamp(value).timestamp())
+
+
+# --------------------------------------------------------------------------- mastery models
+
+
+class PriorMastery:
+    """The fallback tracer until the log holds enough answers to fit a KnowledgeTracer.
+
+    A Beta prior per skill: estimate = (successes + prior·strength) / (attempts + strength), with
+    the last answers counting double (recency). Same ``mastery`` interface and levels.
+    """
+
+    def __init__(self, prior: float = 0.5, strength: float = 2.0):
+        self.prior = prior
+        self.strength = strength
+
+    def mastery(self, history: pd.DataFrame, skills=None) -> pd.DataFrame:
+        rows = []
+        learners = list(pd.unique(history["learner"])) if len(history) else []
+        for learner in learners:
+            mine = history[history["learner"] == learner].sort_values("order", kind="stable")
+            seen = {}
+            for skill, group in mine.groupby("skill", sort=False):
+                c = group["correct"].dropna().to_numpy(float)
+                w = np.ones(len(c))
+                w[-3:] = 2.0  # the latest answers say more about now
+                est = (float((w * c).sum()) + self.prior * self.strength) / (float(w.sum()) + self.strength)
+                seen[skill] = (len(c), int(c.sum()), est)
+            for skill in list(seen) + [s for s in (skills or ()) if s not in seen]:
+                attempts, correct, est = seen.get(skill, (0, 0, self.prior))
+                rows.append((learner, skill, attempts, correct, est, mastery_level(est, attempts)))
+        return pd.DataFrame(rows, columns=["learner", "skill", "attempts", "correct", "estimate", "level"])
+
+
+@dataclass
+class Models:
+    """What one refit produced; replaced as a whole (requests never see a half-fitted model)."""
+
+    version: int
+    tracer: object
+    tracer_kind: str
+    courses: CourseRecommender | None
+    fitted_at: datetime
+    n_answers: int
+    n_learners: int
+    n_interactions: int
+    fit_seconds: float
+    #: {course: learners} enrolled or worked on, at fit time (course popularity counts)
+    course_counts: dict = field(default_factory=dict)
+    #: learner -> (marker of their graded events at fit time, {skill: SkillState}): the mastery
+    #: of every learner precomputed in one batch, used while their history has not changed
+    snapshot: dict = field(default_factory=dict)
+    #: learner -> courses they were in at fit time (which skills their snapshot covers)
+    members: dict = field(default_factory=dict)
+    #: newest graded event time the models have seen (where refresh_recent starts looking)
+    cursor: datetime | None = None
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class RecommenderEngine:
+    """Mastery and explained recommendations from the platform's own data.
+
+    Thread-safe: :meth:`refit` may run in a worker thread while requests are answered; it swaps
+    in a complete :class:`Models` at the end.
+    """
+
+    def __init__(self, session_factory, catalog: CourseCatalog, profiles: ProfileSource | None = None, *,
+                 min_fit_answers: int = 500, tracer_params: dict | None = None,
+                 not_started_cap: float = 0.5, cache_size: int = 20000, precompute: bool = True):
+        self.sessions = session_factory
+        self.catalog = catalog
+        self.profiles = profiles or ProfileSource()
+        self.min_fit_answers = min_fit_answers
+        self.tracer_params = dict(tracer_params or {})
+        self.not_started_cap = not_started_cap
+        self.cache_size = cache_size
+        self.precompute = precompute
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._due_cache: dict[str, tuple[float, dict]] = {}
+        self._fit_lock = threading.Lock()
+        self.models = Models(version=0, tracer=PriorMastery(), tracer_kind="prior", courses=None,
+                             fitted_at=datetime.now(timezone.utc), n_answers=0, n_learners=0,
+                             n_interactions=0, fit_seconds=0.0)
+        self._fit_courses(self.models, pd.DataFrame(columns=["learner", "item", "weight"]))
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def refit(self, reload_catalog: bool = True) -> Models:
+        """Re-read the whole log, fit the models and swap them in. Returns the new models."""
+        with self._fit_lock:
+            started = time.perf_counter()
+            if reload_catalog:
+                self.catalog.reload()
+            with lhdb.session_scope(self.sessions) as session:
+                graded = session.execute(
+                    select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
+                    .where(Event.verb == "graded", Event.object_type == "submission")
+                    .order_by(Event.time, Event.id)).all()
+                enrolments = session.execute(
+                    select(Event.actor, Event.verb, Event.course_id)
+                    .where(Event.verb.in_(ENROLL_VERBS), Event.object_type == "course")
+                    .order_by(Event.time, Event.id)).all()
+            answers = answers_from_events([g[:5] for g in graded], self.catalog)
+            tracer, kind = PriorMastery(), "prior"
+            labels = set(answers["correct"].unique()) if len(answers) else set()
+            if len(answers) >= self.min_fit_answers and labels == {0, 1}:
+                try:
+                    tracer = KnowledgeTracer(**self.tracer_params).fit(answers[["learner", "skill", "correct", "order"]])
+                    kind = "knowledge-tracer"
+                except ValueError as exc:
+                    log.warning("knowledge tracer not fitted (%s); using the prior", exc)
+            interactions = self._interactions(graded, enrolments)
+            models = Models(version=self.models.version + 1, tracer=tracer, tracer_kind=kind, courses=None,
+                            fitted_at=datetime.now(timezone.utc), n_answers=len(answers),
+                            n_learners=int(answers["learner"].nunique()) if len(answers) else 0,
+                            n_interactions=len(interactions), fit_seconds=0.0)
+            self._fit_courses(models, interactions)
+            if self.precompute:
+                models.snapshot, models.members = self._snapshot(tracer, graded, answers, interactions)
+            models.cursor = max((_utc(g[1]) for g in graded), default=None)
+            models.fit_seconds = round(time.perf_counter() - started, 3)
+            self.models = models
+            with self._cache_lock:
+                self._cache.clear()
+            log.info("refit: %s on %d answers of %d learners, %d course interactions, %.2fs",
+                     kind, models.n_answers, models.n_learners, models.n_interactions, models.fit_seconds)
+            return models
+
+    def _interactions(self, graded, enrolments) -> pd.DataFrame:
+        state: dict[tuple[str, str], float] = {}
+        for actor, verb, course in enrolments:
+            if course in self.catalog:
+                state[(actor, course)] = 1.0 if verb == "enrolled" else 0.0
+        for actor, _when, course, _result, _context, *_ in graded:
+            if course in self.catalog:
+                state[(actor, course)] = 1.0
+        return pd.DataFrame([(a, c, w) for (a, c), w in state.items()], columns=["learner", "item", "weight"])
+
+    def _fit_courses(self, models: Models, interactions: pd.DataFrame) -> None:
+        items = self.catalog.items_frame()
+        if len(items) == 0:
+            return
+        models.course_counts = (interactions[interactions["weight"] > 0].groupby("item")["learner"].size().to_dict()
+                                if len(interactions) else {})
+        if len(interactions) == 0:
+            return  # no data at all: course_recommendations falls back to the catalogue order
+        models.courses = CourseRecommender().fit(interactions, items)
+
+    # -- histories ------------------------------------------------------------------------------
+
+    def learner_events(self, learner: str):
+        """The learner's graded events, oldest first (read at request time: new grades count)."""
+        with lhdb.session_scope(self.sessions) as session:
+            return session.execute(
+                select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
+                .where(Event.actor == learner, _GRADED, Event.object_type == "submission")
+                .order_by(Event.time, Event.id)).all()
+
+    def learner_courses(self, learner: str) -> set[str]:
+        """Courses the learner enrolled in (still) or worked on, from the event log."""
+        with lhdb.session_scope(self.sessions) as session:
+            rows = session.execute(
+                select(Event.verb, Event.course_id)
+                .where(Event.actor == learner, func.coalesce(Event.verb, "").in_(ENROLL_VERBS + ("graded",)))
+                .order_by(Event.time, Event.id)).all()
+        state: dict[str, bool] = {}
+        for verb, course in rows:
+            if course:
+                state[course] = verb != "unenrolled"
+        return {c for c, on in state.items() if on}
+
+    def events_of(self, learners: list[str], chunk: int = 500) -> dict[str, list]:
+        """Graded events of many learners at once (one query per ``chunk`` learners)."""
+        out: dict[str, list] = {name: [] for name in learners}
+        with lhdb.session_scope(self.sessions) as session:
+            for start in range(0, len(learners), chunk):
+                part = learners[start:start + chunk]
+                rows = session.execute(
+                    select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
+                    .where(Event.actor.in_(part), _GRADED, Event.object_type == "submission")
+                    .order_by(Event.time, Event.id)).all()
+                for row in rows:
+                    out[row[0]].append(row)
+        return out
+
+    def mastery_many(self, learners: list[str], course: str) -> list[dict]:
+        """Per-skill mastery of each of ``learners`` in ``course`` (staff view of a class)."""
+        self.catalog.get(course)
+        events = self.events_of(list(learners))
+        return [self.mastery(name, course, events=events[name]) for name in learners]
+
+    def history(self, learner: str, events=None) -> pd.DataFrame:
+        events = self.learner_events(learner) if events is None else events
+        return answers_from_events([e[:5] for e in events], self.catalog)
+
+    # -- mastery --------------------------------------------------------------------------------
+
+    def _snapshot(self, tracer, graded, answers: pd.DataFrame, interactions: pd.DataFrame) -> dict:
+        """Mastery of every learner on the skills of every course they are in, in one batch per course."""
+        markers: dict[str, tuple] = {}
+        counts: dict[str, int] = {}
+        for row in graded:
+            counts[row[0]] = counts.get(row[0], 0) + 1
+            markers[row[0]] = (row[5], counts[row[0]])
+        members: dict[str, set] = {}
+        if len(interactions):
+            for learner, course in zip(interactions["learner"], interactions["item"]):
+                members.setdefault(course, set()).add(learner)
+        for learner, course in zip(answers["learner"], answers["course"]):
+            members.setdefault(course, set()).add(learner)
+        hist = answers[["learner", "skill", "correct", "order"]]
+        by_learner = {name: idx for name, idx in hist.groupby("learner").indices.items()} if len(hist) else {}
+        snapshot: dict[str, dict] = {}
+        for course, learners in members.items():
+            if course not in self.catalog:
+                continue
+            skills = self.catalog.get(course).skills
+            learners = sorted(learners)
+            rows = [by_learner[n] for n in learners if n in by_learner]
+            part = hist.iloc[np.concatenate(rows)] if rows else hist.iloc[:0]
+            fresh = [n for n in learners if n not in by_learner]
+            if fresh:  # unlabelled probe rows make learners without answers known to the tracer
+                part = pd.concat([part, pd.DataFrame({"learner": fresh, "skill": skills[0], "correct": np.nan,
+                                                      "order": 0.0})], ignore_index=True)
+            frame = tracer.mastery(part, skills=skills)
+            for r in frame.itertuples(index=False):
+                snapshot.setdefault(r.learner, {})[r.skill] = (int(r.attempts), int(r.correct),
+                                                               float(r.estimate), r.level)
+        by_learner_courses: dict[str, set] = {}
+        for course, learners in members.items():
+            for name in learners:
+                by_learner_courses.setdefault(name, set()).add(course)
+        return ({name: (markers.get(name, (None, 0)), states) for name, states in snapshot.items()},
+                by_learner_courses)
+
+    def refresh_recent(self, lookback: timedelta = timedelta(seconds=60)) -> int:
+        """Recompute, in one batch, the snapshot of learners graded since the models' cursor.
+
+        Run every few seconds by the service, so that a learner's next request after a grade
+        usually finds a fresh snapshot instead of running the tracer itself (it still does when
+        it comes first: correctness never depends on this). Returns how many learners changed.
+        """
+        models = self.models
+        if not self.precompute:
+            return 0
+        since = (models.cursor or models.fitted_at) - lookback  # events come from other clocks
+        with lhdb.session_scope(self.sessions) as session:
+            rows = session.execute(
+                select(Event.actor, Event.time)
+                .where(Event.verb == "graded", Event.object_type == "submission", Event.time >= since)).all()
+        if not rows:
+            return 0
+        newest = max(_utc(r[1]) for r in rows)
+        events = self.events_of(sorted({r[0] for r in rows}))
+        stale = {}
+        for name, evs in events.items():
+            marker = (evs[-1][5], len(evs)) if evs else (None, 0)
+            snap = models.snapshot.get(name)
+            if snap is None or snap[0] != marker:
+                stale[name] = (marker, evs)
+        if stale:
+            flat = [e[:5] for _m, evs in stale.values() for e in evs]
+            answers = answers_from_events(flat, self.catalog)
+            hist = answers[["learner", "skill", "correct", "order"]]
+            by_course: dict[str, set] = {}
+            for name in stale:
+                courses = set(models.members.get(name, ())) | {e[2] for e in stale[name][1] if e[2] in self.catalog}
+                models.members[name] = courses
+                for course in courses:
+                    by_course.setdefault(course, set()).add(name)
+            states: dict[str, dict] = {}
+            for course, names in by_course.items():
+                part = hist[hist["learner"].isin(names)]
+                if len(part) == 0:
+                    continue
+                frame = models.tracer.mastery(part, skills=self.catalog.get(course).skills)
+                for r in frame.itertuples(index=False):
+                    states.setdefault(r.learner, {})[r.skill] = (int(r.attempts), int(r.correct),
+                                                                 float(r.estimate), r.level)
+            if self.models is not models:
+                return 0  # a refit swapped the models meanwhile; it saw these events
+            for name, (marker, _evs) in stale.items():
+                if name in states:
+                    models.snapshot[name] = (marker, states[name])
+        models.cursor = max(models.cursor or newest, newest)
+        return len(stale)
+
+    def _mastery_map(self, learner: str, skills: list[str], events) -> dict:
+        """{skill: (attempts, correct, estimate, level)} for ``skills`` plus every skill answered.
+
+        From the refit's snapshot while the learner's graded events are those it saw; else the
+        tracer runs on the learner's current history (cached by the newest event).
+        """
+        models = self.models
+        marker = (events[-1][5], len(events)) if events else (None, 0)
+        snap = models.snapshot.get(learner)
+        if snap is None and marker == (None, 0) and models.snapshot:
+            snap = (marker, {})  # no answers, in no course at fit time: only cold-start estimates
+        if snap is not None and snap[0] == marker and all(sk in snap[1] for sk in skills):
+            return snap[1]
+        # learners without answers all get the same cold-start estimates: one cache entry for them
+        key = (learner if events else None, tuple(skills), models.version, marker)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        history = answers_from_events([e[:5] for e in events], self.catalog)
+        frame = self._compute_mastery(models, learner, history, skills)
+        states = {r.skill: (int(r.attempts), int(r.correct), float(r.estimate), r.level)
+                  for r in frame.itertuples(index=False)}
+        with self._cache_lock:
+            self._cache[key] = states
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return states
+
+    @staticmethod
+    def _compute_mastery(models: Models, learner: str, history: pd.DataFrame, skills: list[str]) -> pd.DataFrame:
+        cols = ["learner", "skill", "correct", "order"]
+        hist = history[cols] if len(history) else pd.DataFrame(columns=cols)
+        if len(hist) == 0:
+            if not skills:
+                return pd.DataFrame(columns=["learner", "skill", "attempts", "correct", "estimate", "level"])
+            # an unlabelled probe row makes the learner known to the tracer: cold-start estimates
+            hist = pd.DataFrame({"learner": [learner], "skill": [skills[0]], "correct": [np.nan],
+                                 "order": [0.0]})
+        frame = models.tracer.mastery(hist, skills=skills or None)
+        return frame.reset_index(drop=True)
+
+    def mastery(self, learner: str, course: str | None = None, events=None) -> dict:
+        """Per-skill mastery of one learner: the course's skills (``course``) or every skill
+        of the courses they worked on. Returns a JSON-ready dict."""
+        events = self.learner_events(learner) if events is None else events
+        if course is not None:
+            index = self.catalog.get(course)
+            skills, titles = index.skills, index.skill_titles
+        else:
+            skills, titles = [], {}
+            for cid in sorted({e[2] for e in events if e[2] in self.catalog}):
+                index = self.catalog.get(cid)
+                skills += [s for s in index.skills if s not in skills]
+                titles.update(index.skill_titles)
+        states = self._mastery_map(learner, skills, events)
+        if course is not None:
+            states = {sk: states[sk] for sk in skills if sk in states}
+        order = {s: i for i, s in enumerate(skills)}
+        items = [{"skill": sk, "title": titles.get(sk, sk), "estimate": round(est, 4), "level": lvl,
+                  "attempts": att, "correct": cor}
+                 for sk, (att, cor, est, lvl) in states.items()]
+        items.sort(key=lambda it: (order.get(it["skill"], len(order)), it["skill"]))
+        return {"user": learner, "course": course, "model": self.model_info(), "items": items}
+
+    # -- recommendations ------------------------------------------------------------------------
+
+    def recommend(self, learner: str, kind: str = "exercise", *, course: str | None = None,
+                  courses: Iterable[str] | None = None, limit: int = 10, now: datetime | None = None) -> dict:
+        """Explained recommendations for one learner.
+
+        ``kind="course"``: courses to take next (never one they are enrolled in: ``courses``, plus
+        what the event log says). ``kind="assignment"|"exercise"``: what to do next inside
+        ``course``, or inside each of ``courses`` (their enrolled courses) when no course is given.
+        Items: ``item``, ``title``, ``score``, ``reason`` (+ details per kind), best first.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        if course is not None:
+            self.catalog.get(course)  # UnknownCourse
+        if kind == "course":
+            items = self._course_recommendations(learner, set(courses or ()), limit)
+        else:
+            targets = [course] if course is not None else [c for c in sorted(set(courses or ())) if c in self.catalog]
+            events = self.learner_events(learner)
+            items = []
+            for cid in targets:
+                items += self._next_steps(learner, cid, kind, events, now)
+            items.sort(key=lambda it: (not it.get("ready", True), -it["score"]))
+            items = items[:limit]
+        for rank, it in enumerate(items, 1):
+            it["rank"] = rank
+        return {"user": learner, "kind": kind, "course": course, "model": self.model_info(), "items": items,
+                "next": None}
+
+    def _next_steps(self, learner, course_id, kind, events, now) -> list[dict]:
+        index = self.catalog.get(course_id)
+        states = self._mastery_map(learner, index.skills, events)
+        estimate = {sk: states[sk][2] for sk in index.skills if sk in states}
+        level = {sk: states[sk][3] for sk in index.skills if sk in states}
+        # Not started skills count as not yet familiar, so that prerequisites order the course.
+        effective = {s: (min(e, self.not_started_cap) if level.get(s) == "not started" else e)
+                     for s, e in estimate.items()}
+        passed = set()
+        for _actor, _when, cid, result, context, _id in events:
+            if cid != course_id or not isinstance(result, dict) or (context or {}).get("mode", "grade") != "grade":
+                continue
+            for test in result.get("tests") or ():
+                if isinstance(test, dict) and test.get("passed"):
+                    found = index.lookup((context or {}).get("assignment"), str(test.get("grade_id")))
+                    if found:
+                        passed.add(found[0])
+        table = _step_table(index, kind)
+        if len(table) == 0:
+            return []
+        table = table.assign(completed=table["exercise"].map(passed.__contains__)
+                             if kind == "exercise" else table["_parts"].map(passed.issuperset))
+        scheduled = self.due_dates(course_id)
+        if scheduled:  # the course's schedule as its instructors set it, not the folder's
+            assignment = table["exercise"].str.split("/", n=1).str[0]
+            table = table.assign(due=[scheduled.get(a, d) for a, d in zip(assignment, table["due"])])
+        ranked = rank_next_steps(effective, table, now=now)
+        out = []
+        for r in ranked.itertuples(index=False):
+            skill = r.skill
+            reason = r.reason
+            if level.get(skill) == "not started" and r.ready:
+                reason = (f"you have not started {index.skill_titles.get(skill, skill)} yet; "
+                          f"this exercise introduces it") + _due_suffix(r.reason)
+            elif not r.ready:
+                reason = _PREREQ_RE.sub(lambda m: _prereq_text(m, index, level), reason)
+            if kind == "assignment":
+                reason = reason.replace("this exercise", "this assignment")
+            out.append({"item": r.exercise, "title": r.title, "course": course_id,
+                        "score": round(float(r.score), 4), "reason": reason, "skill": skill,
+                        "mastery": round(float(estimate.get(skill, r.mastery)), 4),
+                        "p_success": round(float(r.p_success), 4), "ready": bool(r.ready),
+                        "due": r.due.isoformat() if r.due is not None and not pd.isna(r.due) else None})
+        return out
+
+    def _course_recommendations(self, learner: str, enrolled: set[str], limit: int) -> list[dict]:
+        models = self.models
+        taken = set(enrolled) | self.learner_courses(learner)
+        profile = dict(self.profiles.profile(learner) or {})
+        titles = {cid: self.catalog.get(cid).course.title for cid in self.catalog.ids()}
+        if models.courses is None:
+            # no interactions at all yet: the catalogue, easiest first
+            order = {"beginner": 0, "intermediate": 1, "advanced": 2}
+            cands = [c for c in self.catalog.ids() if c not in taken]
+            cands.sort(key=lambda c: (order.get(self.catalog.get(c).course.level, 3), c))
+            return [{"item": c, "title": titles[c], "score": 0.0, "reason": "a course to start with"
+                     if self.catalog.get(c).course.level == "beginner" else "in the catalogue"}
+                    for c in cands[:limit]]
+        profile["completed"] = sorted(set(profile.get("completed") or ()) | taken)
+        frame = models.courses.recommend([learner], k=limit, profiles={learner: profile})
+        return [{"item": r.item, "title": titles.get(r.item, r.item), "score": round(float(r.score), 4),
+                 "reason": r.reason, "learners": int(models.course_counts.get(r.item, 0))}
+                for r in frame.itertuples(index=False)]
+
+    def due_dates(self, course_id: str, ttl: float = 60.0) -> dict:
+        """Assignment due dates as the courses service holds them (shared database, read-only; kept
+        ``ttl`` seconds), which may differ from the course folder's: an import can move them (the demo
+        course starts a week from the day it is loaded) and instructors edit them. {} if unreadable."""
+        now = time.monotonic()
+        cached = self._due_cache.get(course_id)
+        if cached and now - cached[0] < ttl:
+            return cached[1]
+        try:
+            with self.sessions() as session:
+                rows = session.execute(select(_ASSIGNMENTS.c.id, _ASSIGNMENTS.c.due)
+                                       .where(_ASSIGNMENTS.c.course_id == course_id)).all()
+            found = {aid: (due.replace(tzinfo=timezone.utc) if due is not None and due.tzinfo is None else due)
+                     for aid, due in rows}
+        except SQLAlchemyError:
+            found = {}
+        self._due_cache[course_id] = (now, found)
+        return found
+
+    def model_info(self) -> dict:
+        m = self.models
+        return {"version": m.version, "tracer": m.tracer_kind, "fitted_at": m.fitted_at.isoformat(),
+                "answers": m.n_answers, "learners": m.n_learners, "course_interactions": m.n_interactions,
+                "fit_seconds": m.fit_seconds}
+
+
+def _step_table(index: CourseIndex, kind: str) -> pd.DataFrame:
+    """The course's exercises (or assignments) as :func:`rank_next_steps` rows, built once per course."""
+    cached = index.tables.get(kind)
+    if cached is not None:
+        return cached
+    rows = []
+    for assignment in index.course.assignments:
+        if kind == "exercise":
+            for ex in assignment.exercises:
+                rows.append({"exercise": f"{assignment.id}/{ex.grade_id}", "title": ex.title,
+                             "skills": list(ex.skills), "difficulty": DIFFICULTY.get(ex.difficulty, 0.5),
+                             "prerequisites": _prereqs(index, ex.skills), "due": assignment.due})
+        else:
+            skills = sorted({s for ex in assignment.exercises for s in ex.skills})
+            if skills:
+                rows.append({"exercise": assignment.id, "title": assignment.title, "skills": skills,
+                             "difficulty": DIFFICULTY.get(assignment.difficulty, 0.5),
+                             "prerequisites": _prereqs(index, skills), "due": assignment.due,
+                             "_parts": frozenset(f"{assignment.id}/{ex.grade_id}" for ex in assignment.exercises)})
+    table = pd.DataFrame(rows)
+    index.tables[kind] = table
+    return table
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _prereqs(index: CourseIndex, skills) -> list[str]:
+    own = set(skills)
+    out = []
+    for s in skills:
+        for p in index.skill_prereqs.get(s, ()):
+            if p not in own and p not in out:
+                out.append(p)
+    return out
+
+
+_PREREQ_RE = re.compile(r"first work on (\S+) \(you are at (\d+%)\)")
+
+
+def _prereq_text(match, index: CourseIndex, level: dict) -> str:
+    skill = match.group(1)
+    title = index.skill_titles.get(skill, skill)
+    if level.get(skill) == "not started":
+        return f"first work on {title} (not started yet)"
+    return f"first work on {title} (you are at {match.group(2)})"
+
+
+def _due_suffix(reason: str) -> str:
+    for marker in ("; due ", "; past its due date"):
+        at = reason.find(marker)
+        if at >= 0:
+            return reason[at:]
+    return ""

@@ -1,0 +1,100 @@
+"""The analytics service behind a real hub (``learnhub up``): tokens, course groups, HubOAuth pages.
+
+One platform for the module; everything else is tested in-process (test_analytics_service.py).
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hubtools import log_in, module_platform, sign_up
+from learnhub.events import make_event
+
+pytestmark = pytest.mark.hub
+
+API = "/services/analytics/api"
+PASSWORD = "analytics-pass-123"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    yield from module_platform(tmp_path_factory, "analytics")
+
+
+def person(hub, name: str, group: str | None = None, password: bool = False) -> str:
+    if password:  # a person with a browser: signs up and logs in (which creates the hub user)
+        assert sign_up(hub, name, PASSWORD).status_code == 200
+        log_in(hub, name, PASSWORD)
+    else:
+        assert hub.hub_api("POST", f"/users/{name}").status_code in (201, 409)
+    if group:
+        hub.hub_api("POST", f"/groups/{group}")  # 201, or 409 if it exists
+        hub.hub_api("POST", f"/groups/{group}/users", json={"users": [name]}).raise_for_status()
+    return hub.user_token(name)
+
+
+def test_learners_post_their_own_events_and_read_no_report(hub):
+    token = person(hub, "lea", "course-demo-learners")
+    mine = [make_event("lea", "enrolled", "course", "demo", course_id="demo", source="courses"),
+            make_event("lea", "opened", "notebook", "intro.ipynb", course_id="demo")]
+    response = hub.api("POST", f"{API}/events", token=token, json=mine)
+    assert response.status_code == 200 and response.json()["stored"] == 2
+    assert hub.api("POST", f"{API}/events", token=token, json=mine).json()["duplicates"] == 2
+    other = [make_event("someone-else", "enrolled", "course", "demo", course_id="demo")]
+    assert hub.api("POST", f"{API}/events", token=token, json=other).status_code == 403
+    bad = hub.api("POST", f"{API}/events", token=token, json=[{"id": "x"}])
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["rejected"][0]["reasons"]
+    assert hub.api("GET", f"{API}/courses/demo/report", token=token).status_code == 403
+    assert hub.api("GET", f"{API}/platform/report", token=token).status_code == 403
+    assert hub.api("GET", f"{API}/courses/demo/report").status_code == 401
+
+
+def test_instructors_read_only_their_courses(hub):
+    ivy = person(hub, "ivy", "course-demo-instructors")
+    report = hub.api("GET", f"{API}/courses/demo/report", token=ivy)
+    assert report.status_code == 200, report.text
+    assert report.json()["learners"] >= 1 and report.json()["enrollment"]["enrolled"] >= 1
+    assert hub.api("GET", f"{API}/courses/demo/export?format=csv", token=ivy).text.startswith("id,time,actor")
+    olaf = person(hub, "olaf", "course-other-instructors")
+    assert hub.api("GET", f"{API}/courses/demo/report", token=olaf).status_code == 403
+    admin = hub.api("GET", f"{API}/platform/report", token=hub.admin_token)
+    assert admin.status_code == 200 and admin.json()["active_users"]["month"] >= 1
+
+
+def test_dashboards_through_hub_oauth(hub):
+    person(hub, "tess", "course-demo-tas", password=True)
+    browser = log_in(hub, "tess", PASSWORD)
+    page = browser.get(f"{hub.url}/services/analytics/courses/demo/dashboard", timeout=60)
+    assert page.status_code == 200, page.text[:500]
+    assert "<svg" in page.text and 'id="course">demo<' in page.text and "Weekly active learners" in page.text
+    denied = browser.get(f"{hub.url}/services/analytics/courses/other/dashboard", timeout=60)
+    assert denied.status_code == 403 and "<svg" not in denied.text
+    assert browser.get(f"{hub.url}/services/analytics/platform/dashboard", timeout=60).status_code == 403
+
+    credentials = hub.credentials
+    admin = log_in(hub, credentials["username"], credentials["password"])
+    platform = admin.get(f"{hub.url}/services/analytics/platform/dashboard", timeout=60)
+    assert platform.status_code == 200 and "Daily active users" in platform.text
+
+
+def test_the_hub_home_page_links_to_the_dashboards_a_person_may_open(hub):
+    person(hub, "tom", "course-demo-tas", password=True)
+    browser = log_in(hub, "tom", PASSWORD)
+    home = browser.get(f"{hub.url}/hub/home", timeout=60)
+    assert home.status_code == 200 and 'id="start"' in home.text  # still JupyterHub's own home page
+    link = re.search(r'id="learnhub-dashboards"[^>]*href="([^"]+)"', home.text, re.S)
+    assert link, home.text[-2000:]
+    index = browser.get(f"{hub.url}{link.group(1)}", timeout=60)
+    assert index.status_code == 200
+    assert 'href="courses/demo/dashboard"' in index.text and "platform/dashboard" not in index.text
+    # The link goes where it says: the course's dashboard.
+    assert "<svg" in browser.get(f"{hub.url}/services/analytics/courses/demo/dashboard", timeout=60).text
+
+    # A learner has no course dashboards; an admin sees every course with activity, and the platform.
+    person(hub, "lou", "course-demo-learners", password=True)
+    learner = log_in(hub, "lou", PASSWORD).get(f"{hub.url}{link.group(1)}", timeout=60)
+    assert learner.status_code == 200 and "courses/demo/dashboard" not in learner.text
+    admin = hub.credentials
+    staff = log_in(hub, admin["username"], admin["password"]).get(f"{hub.url}{link.group(1)}", timeout=60)
+    assert 'href="courses/demo/dashboard"' in staff.text and 'id="platform-dashboard"' in staff.text

@@ -1,0 +1,242 @@
+"""The feedback service through a real hub: submit, live per-test events, checks, help.
+
+Real parts throughout: JupyterHub and its proxy, the feedback service with its grading
+worker processes and bubblewrap sandboxes, nbgrader's generate_assignment for the blank
+notebook. Course membership is set directly as hub groups (what the courses service
+mirrors enrollments into), so these tests do not depend on the courses service.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from hubtools import log_in, module_platform, sign_up
+from learnhub.course_content import generate_release, load_course
+
+pytestmark = pytest.mark.hub
+
+REPO = Path(__file__).resolve().parents[2]
+COURSE_DIR = REPO / "courses" / "intro-python"
+COURSE = "intro-python"
+ASSIGNMENT = "01-basics"
+NOTEBOOK = "basics.ipynb"
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    env = {"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1", "LEARNHUB_CHECKS_PER_MINUTE": "3"}
+    for hub in module_platform(tmp_path_factory, "feedback", extra_env=env):  # stopped after the module
+        yield _with_people(hub, tmp_path_factory.mktemp("feedback-release"))
+
+
+def _with_people(hub, folder: Path) -> dict:
+    tokens = {}
+    for name in ("lena", "leo", "ian", "otto"):
+        sign_up(hub, name, PASSWORD)
+        log_in(hub, name, PASSWORD)
+        tokens[name] = hub.user_token(name)
+    for group, members in ((f"course-{COURSE}-learners", ["lena", "leo"]),
+                           (f"course-{COURSE}-instructors", ["ian"])):
+        hub.hub_api("POST", f"/groups/{group}")
+        assert hub.hub_api("POST", f"/groups/{group}/users", json={"users": members}).ok
+    release = generate_release(load_course(COURSE_DIR), ASSIGNMENT, folder / "release")
+    return {"hub": hub, "tokens": tokens, "blank": Path(release.notebooks[0]).read_bytes(),
+            "solution": (COURSE_DIR / "source" / ASSIGNMENT / NOTEBOOK).read_bytes()}
+
+
+def submit(platform, who, notebook: bytes, *, kind="submissions", course=COURSE, assignment=ASSIGNMENT,
+           name=NOTEBOOK):
+    hub = platform["hub"]
+    return requests.post(f"{hub.url}/services/feedback/api/{kind}",
+                         headers={"Authorization": f"token {platform['tokens'][who]}"},
+                         data={"course": course, "assignment": assignment},
+                         files=[("files", (name, notebook, "application/x-ipynb+json"))], timeout=60)
+
+
+def get(platform, who, path):
+    return platform["hub"].api("GET", f"/services/feedback/api/{path}", token=platform["tokens"][who])
+
+
+def wait_graded(platform, who, path, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = get(platform, who, path).json()
+        if body["status"] in ("graded", "failed"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{path} not graded: {body}")
+
+
+async def collect_events(platform, who, path, timeout=120):
+    hub = platform["hub"]
+    url = hub.url.replace("http", "ws") + f"/services/feedback/api/{path}"
+    connection = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {platform['tokens'][who]}"}))
+    events = []
+    while True:
+        message = await asyncio.wait_for(connection.read_message(), timeout)
+        if message is None:
+            return events
+        events.append(json.loads(message))
+
+
+def test_correct_submission_streams_every_test_and_scores_full_marks(platform):
+    accepted = submit(platform, "lena", platform["solution"])
+    assert accepted.status_code == 202, accepted.text
+    job = accepted.json()
+    assert job["status"] == "queued"
+    events = asyncio.run(collect_events(platform, "lena", f"submissions/{job['id']}/events"))
+    types = [event["type"] for event in events]
+    assert types[0] == "queued" and types[1] == "started" and types[-1] == "done"
+    tests = [event for event in events if event["type"] == "test"]
+    done = events[-1]
+    assert done["status"] == "graded"
+    assert len(tests) == len(done["tests"]) >= 5
+    assert {t["grade_id"] for t in tests} == {t["grade_id"] for t in done["tests"]}
+    assert done["max_score"] > 0
+    auto = [t for t in done["tests"]]
+    assert all(t["passed"] for t in auto)
+    assert sum(t["points"] for t in auto) == sum(t["max_points"] for t in auto)
+    # The same result over REST.
+    assert get(platform, "lena", f"submissions/{job['id']}").json()["score"] == done["score"]
+    # And once in the event log, for analytics, the recommender and notifications.
+    from learnhub import db
+    from learnhub.models import Event
+
+    engine = db.make_engine(platform["hub"].db_url)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with db.make_session_factory(engine)() as session:
+                event = session.get(Event, f"graded:{job['id']}")
+                submitted = session.get(Event, f"submitted:{job['id']}")
+            if event is not None:
+                break
+            time.sleep(0.2)
+        assert event is not None and submitted is not None
+        assert (event.actor, event.verb, event.course_id) == ("lena", "graded", COURSE)
+        assert event.result["score"] == done["score"] and event.result["success"] is True
+    finally:
+        engine.dispose()
+
+
+def test_blank_submission_scores_zero_and_hides_hidden_tests(platform):
+    job = submit(platform, "leo", platform["blank"]).json()
+    result = wait_graded(platform, "leo", f"submissions/{job['id']}")
+    assert result["status"] == "graded"
+    assert result["score"] == 0
+    assert result["tests"] and not any(t["passed"] for t in result["tests"])
+    source = platform["solution"].decode()
+    for test in result["tests"]:
+        if test["hidden"]:
+            # pass/fail only: no hidden assertion text, no traceback
+            assert "Traceback" not in (test["message"] or "")
+            assert "HIDDEN" not in (test["message"] or "")
+    assert any(t["hint"] for t in result["tests"]), "instructor hints are shown on failure"
+    assert "BEGIN HIDDEN TESTS" in source  # the fixture really has hidden tests
+
+
+def test_the_instructors_course_report_shows_the_graded_work(platform):
+    """lena's full marks and leo's blank (the tests above), graded through the service, are in the analytics
+    service's course report that the instructor's dashboard draws: the assignment's funnel and score
+    histogram, and each exercise's pass rate and most common errors."""
+    ian = platform["tokens"]["ian"]
+    deadline = time.monotonic() + 30
+    while True:
+        response = platform["hub"].api("GET", f"/services/analytics/api/courses/{COURSE}/report", token=ian)
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assignment = next((a for a in report["assignments"] if a["assignment_id"] == ASSIGNMENT), None)
+        if (assignment and assignment["funnel"]["graded"] >= 2) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert assignment is not None, report["assignments"]
+    assert assignment["funnel"]["submitted"] >= 2 and assignment["funnel"]["graded"] >= 2, assignment
+    assert assignment["funnel"]["passed"] >= 1 and sum(assignment["scores"]["counts"]) >= 2
+    exercises = {e["exercise_id"]: e for e in report["exercises"]}
+    variables = exercises[f"{ASSIGNMENT}/variables"]
+    assert variables["learners_attempted"] >= 2 and 0 < variables["pass_rate"] < 1, variables
+    assert variables["common_errors"], variables  # leo's blank answer raised an error there
+    # A learner reads no report.
+    refused = platform["hub"].api("GET", f"/services/analytics/api/courses/{COURSE}/report",
+                                  token=platform["tokens"]["lena"])
+    assert refused.status_code == 403
+
+
+def test_others_see_nothing_of_a_learners_submission(platform):
+    job = submit(platform, "lena", platform["blank"]).json()
+    assert get(platform, "otto", f"submissions/{job['id']}").status_code == 404
+    assert get(platform, "leo", f"submissions/{job['id']}").status_code == 404
+    assert get(platform, "ian", f"submissions/{job['id']}").status_code == 200  # the instructor
+    assert platform["hub"].api("GET", f"/services/feedback/api/submissions/{job['id']}").status_code == 401
+
+
+def test_bad_submissions_are_refused_with_reasons(platform):
+    outsider = submit(platform, "otto", platform["solution"])
+    assert outsider.status_code == 403
+    unknown = submit(platform, "lena", platform["solution"], assignment="99-nope")
+    assert unknown.status_code == 404
+    broken = submit(platform, "lena", b'{"cells": [', name="basics.ipynb")
+    assert broken.status_code == 422 and "basics.ipynb" in broken.json()["error"]["message"]
+    traversal = submit(platform, "lena", platform["solution"], name="../../etc/basics.ipynb")
+    assert traversal.status_code == 400
+
+
+def test_checks_run_visible_tests_only_and_are_rate_limited(platform):
+    accepted = submit(platform, "leo", platform["solution"], kind="checks")
+    assert accepted.status_code == 202
+    result = wait_graded(platform, "leo", f"checks/{accepted.json()['id']}")
+    assert result["kind"] == "check" and result["status"] == "graded"
+    # Cells with hidden tests say those were not run; only visible tests ran, so no result is "hidden"
+    # (a visible test's failure may be shown in full).
+    noted = [t for t in result["tests"] if "Hidden tests are not run" in (t["message"] or "")]
+    assert noted and not any(t["hidden"] for t in result["tests"])
+    # A check is not a submission.
+    assert get(platform, "leo", f"submissions/{accepted.json()['id']}").status_code == 404
+    statuses = [submit(platform, "leo", platform["solution"], kind="checks").status_code for _ in range(3)]
+    assert statuses[-1] == 429
+    limited = submit(platform, "leo", platform["solution"], kind="checks")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+def test_help_request_is_answered_live(platform):
+    async def scenario():
+        hub = platform["hub"]
+        ws = hub.url.replace("http", "ws") + "/services/feedback/api/help-requests/events"
+        staff = await websocket_connect(HTTPRequest(f"{ws}?course={COURSE}",
+                                                    headers={"Authorization": f"token {platform['tokens']['ian']}"}))
+        learner = await websocket_connect(HTTPRequest(ws, headers={"Authorization": f"token {platform['tokens']['lena']}"}))
+        assert json.loads(await staff.read_message())["type"] == "subscribed"
+        assert json.loads(await learner.read_message())["type"] == "subscribed"
+        asked = hub.api("POST", "/services/feedback/api/help-requests", token=platform["tokens"]["lena"],
+                        json={"course": COURSE, "assignment": ASSIGNMENT, "question": "Why NameError?",
+                              "cell_id": "variables", "code": "print(x)"})
+        assert asked.status_code == 201, asked.text
+        seen = json.loads(await asyncio.wait_for(staff.read_message(), 10))
+        assert seen["type"] == "help-request" and seen["request"]["code"] == "print(x)"
+        request_id = asked.json()["id"]
+        assert hub.api("POST", f"/services/feedback/api/help-requests/{request_id}/answers",
+                       token=platform["tokens"]["leo"], json={"answer": "no"}).status_code == 404
+        answered = hub.api("POST", f"/services/feedback/api/help-requests/{request_id}/answers",
+                           token=platform["tokens"]["ian"], json={"answer": "Define x first."})
+        assert answered.status_code == 201
+        pushed = json.loads(await asyncio.wait_for(learner.read_message(), 10))
+        assert pushed["type"] == "help-answer" and pushed["request"]["answer"] == "Define x first."
+        mine = hub.api("GET", "/services/feedback/api/help-requests", token=platform["tokens"]["lena"]).json()
+        assert [item["id"] for item in mine["items"]] == [request_id]
+        assert hub.api("GET", "/services/feedback/api/help-requests", token=platform["tokens"]["otto"]).json()["items"] == []
+        # Only a course's staff may listen to its queue.
+        with pytest.raises(Exception):
+            await websocket_connect(HTTPRequest(f"{ws}?course={COURSE}",
+                                                headers={"Authorization": f"token {platform['tokens']['otto']}"}))
+        staff.close()
+        learner.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,115 @@
+"""Settings and the hub configuration they produce (no hub is started here)."""
+from __future__ import annotations
+
+import pytest
+from traitlets.config import PyFileConfigLoader
+
+from learnhub.config import load_settings
+from learnhub.hub import CUSTOM_SCOPES, configure_hub, hub_config_file
+
+
+def load_hub_config(monkeypatch, data_dir, config_text: str | None = None, **env):
+    for name in list(__import__("os").environ):
+        if name.startswith("LEARNHUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LEARNHUB_DATA_DIR", str(data_dir))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if config_text is not None:
+        (data_dir / "learnhub_config.py").write_text(config_text)
+    path = hub_config_file()
+    return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+
+
+def test_embedded_default(monkeypatch, tmp_path):
+    c = load_hub_config(monkeypatch, tmp_path / "data")
+    assert c.JupyterHub.authenticator_class == "learnhub.auth.LearnhubNativeAuthenticator"
+    assert c.JupyterHub.spawner_class == "learnhub.spawner.SandboxedLocalSpawner"
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'data' / 'jupyterhub.sqlite'}"
+    assert (c.JupyterHub.ip, c.JupyterHub.port) == ("127.0.0.1", 8000)
+    names = [service["name"] for service in c.JupyterHub.services]
+    assert names == ["courses", "feedback", "recommender", "analytics", "notifications"]
+    for service in c.JupyterHub.services:
+        assert service["environment"]["LEARNHUB_DB_URL"].endswith("learnhub.sqlite")
+    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    assert "access:services" in roles["user"]["scopes"]
+    assert set(CUSTOM_SCOPES) <= set(roles["learnhub-admin"]["scopes"])
+    assert roles["learnhub-admin"]["users"] == ["admin"]
+    assert "access:services" in c.Spawner.server_token_scopes
+    assert c.NativeAuthenticator.open_signup is True
+
+
+def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_path):
+    config = (
+        'c.LearnhubSettings.authenticator = "oauth"\n'
+        'c.LearnhubSettings.spawner = "docker"\n'
+        'c.GenericOAuthenticator.client_id = "learnhub"\n'
+        'c.DockerSpawner.image = "example/learner:1"\n'
+    )
+    c = load_hub_config(monkeypatch, tmp_path / "data", config,
+                        LEARNHUB_DB_URL="postgresql://learnhub@db/learnhub",
+                        LEARNHUB_HUB_DB_URL="postgresql://learnhub@db/hub",
+                        LEARNHUB_PUBLIC_URL="https://learn.example.edu",
+                        LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
+    assert c.JupyterHub.authenticator_class == "oauthenticator.generic.GenericOAuthenticator"
+    # The config file wins over the environment, and may set any other class's options.
+    assert c.JupyterHub.spawner_class == "dockerspawner.DockerSpawner"
+    assert c.DockerSpawner.image == "example/learner:1"
+    assert c.GenericOAuthenticator.client_id == "learnhub"
+    assert c.JupyterHub.db_url == "postgresql://learnhub@db/hub"
+    assert c.JupyterHub.port == 8443
+    assert all(s["environment"]["LEARNHUB_DB_URL"] == "postgresql://learnhub@db/learnhub"
+               for s in c.JupyterHub.services)
+    assert all(s["environment"]["LEARNHUB_PUBLIC_URL"] == "https://learn.example.edu"
+               for s in c.JupyterHub.services)
+
+
+def test_lti_and_class_paths(monkeypatch, tmp_path):
+    c = load_hub_config(monkeypatch, tmp_path / "d1", LEARNHUB_AUTHENTICATOR="lti")
+    assert c.JupyterHub.authenticator_class == "ltiauthenticator.lti13.auth.LTI13Authenticator"
+    c = load_hub_config(monkeypatch, tmp_path / "d2",
+                        LEARNHUB_SPAWNER="kubespawner.KubeSpawner")
+    assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
+
+
+def test_unknown_authenticator_name_is_a_clear_error(tmp_path):
+    settings, _ = load_settings(str(tmp_path), authenticator="facebook")
+    from traitlets.config import Config
+
+    with pytest.raises(ValueError, match="unknown authenticator 'facebook'"):
+        configure_hub(Config(), settings)
+
+
+def test_tls_settings(monkeypatch, tmp_path):
+    c = load_hub_config(monkeypatch, tmp_path / "data", LEARNHUB_SSL_CERT="/etc/ssl/cert.pem",
+                        LEARNHUB_SSL_KEY="/etc/ssl/key.pem")
+    assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == ("/etc/ssl/cert.pem", "/etc/ssl/key.pem")
+    settings, _ = load_settings(str(tmp_path / "data"))
+    assert settings.public_url.startswith("https://")
+
+
+def test_service_ports_are_never_handed_out_twice(monkeypatch):
+    """The kernel may offer a just-freed port again; two services on one port is a hub whose
+    /services/<a>/ reaches service b. The kernel's choice is replaced by a fake that repeats
+    itself (the real one does so too rarely to test)."""
+    import learnhub.hub as hub
+
+    offered = iter([41001, 41001, 41002, 41001, 41003])
+
+    class FakeSocket:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def bind(self, address):
+            self.port = next(offered)
+
+        def getsockname(self):
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(hub, "_ports_given", set())
+    monkeypatch.setattr(hub.socket, "socket", FakeSocket)
+    assert [hub.free_port(), hub.free_port(), hub.free_port()] == [41001, 41002, 41003]
