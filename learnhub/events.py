@@ -22,13 +22,14 @@ ones (never edited in place), so old producers keep working.
 """
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-import jsonschema
+import fastjsonschema
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
@@ -135,23 +136,27 @@ SCHEMA_V1: dict = {
 
 SCHEMAS: dict[int, dict] = {1: SCHEMA_V1}
 
-# jsonschema explains every error but costs ~0.7 ms an event; fastjsonschema compiles the schema to
-# Python and checks a valid event in a few microseconds. Valid events (the common case) take the
-# fast path; only invalid ones pay for the full explanation.
-_VALIDATORS = {version: jsonschema.Draft7Validator(schema) for version, schema in SCHEMAS.items()}
-try:
-    import fastjsonschema
+# jsonschema explains every error but costs ~0.7 ms an event; fastjsonschema (an nbformat dependency)
+# compiles the schema to Python and checks a valid event in a few microseconds. Valid events (the
+# common case) take the fast path; only invalid ones pay for the full explanation.
+_FAST = {version: fastjsonschema.compile(schema) for version, schema in SCHEMAS.items()}
 
-    _FAST = {version: fastjsonschema.compile(schema) for version, schema in SCHEMAS.items()}
-except ImportError:  # pragma: no cover - fastjsonschema comes with nbformat
-    _FAST = {}
+
+@functools.cache
+def _explaining_validator(version: int):
+    # Imported on first use: importing jsonschema loads its format checkers (about 1.5 s here), which
+    # every service would otherwise pay at start-up for events that are nearly always valid.
+    import jsonschema
+
+    return jsonschema.Draft7Validator(SCHEMAS[version])
+
 
 # ISO 8601 with a zone (Z or ±hh:mm): naive times are ambiguous, so they are refused.
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$")
 MAX_CLOCK_SKEW_SECONDS = 24 * 3600
 
 
-def _path(error: jsonschema.ValidationError) -> str:
+def _path(error) -> str:  # a jsonschema.ValidationError
     return "/".join(str(part) for part in error.absolute_path) or "(event)"
 
 
@@ -160,19 +165,14 @@ def validate_event(event: Any, now: datetime | None = None) -> list[str]:
     if not isinstance(event, dict):
         return [f"an event must be a JSON object, not {type(event).__name__}"]
     version = event.get("schema_version", SCHEMA_VERSION)
-    validator = _VALIDATORS.get(version) if isinstance(version, int) and not isinstance(version, bool) else None
-    if validator is None:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SCHEMAS:
         return [f"schema_version: unknown version {version!r}; known: {sorted(SCHEMAS)}"]
     reasons = []
-    fast = _FAST.get(version)
-    if fast is not None:
-        try:
-            fast(event)
-            errors = []
-        except fastjsonschema.JsonSchemaException:
-            errors = list(validator.iter_errors(event))
-    else:
-        errors = list(validator.iter_errors(event))
+    try:
+        _FAST[version](event)
+        errors = []
+    except fastjsonschema.JsonSchemaException:
+        errors = list(_explaining_validator(version).iter_errors(event))
     for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         if error.validator == "anyOf" and list(error.absolute_path) == ["verb"]:
             reasons.append(f"verb: unknown verb {error.instance!r}; use one of {', '.join(sorted(VERBS))} "

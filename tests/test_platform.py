@@ -102,8 +102,13 @@ def test_admin_account_credentials_file(hub):
     assert "custom:learnhub:courses:manage" in whoami["scopes"]
 
 
-def test_restart_keeps_admin_and_users(hub_factory):
-    hub = hub_factory().start()
+def test_restart_keeps_admin_and_users(hub_factory, tmp_path):
+    # What persists is the hub's and learnhub's data; one service is enough to start a platform,
+    # and two starts of all five would only add a minute.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "learnhub_config.py").write_text("c = get_config()\nc.LearnhubSettings.services = ['courses']\n")
+    hub = hub_factory(data_dir=data).start()
     sign_up(hub, "marie", PASSWORD)
     log_in(hub, "marie", PASSWORD)
     credentials = hub.credentials

@@ -79,8 +79,13 @@ def test_cannot_read_secrets(world):
              "/proc/1/environ", "/work/main/pyproject.toml"]
     code = ("import os\nfor p in %r:\n    try:\n        data = open(p).read() if os.path.isfile(p) else os.listdir(p)\n"
             "        print('LEAK', p, str(data)[:200])\n    except Exception as e:\n        print('DENIED', p, type(e).__name__)\n"
+            # The python installation is bound read-only and holds no course file; walking it (a
+            # virtual environment under /tmp, /work or /home) would only outlast the cell timeout.
+            "import sys\nprefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}\n"
             "hits = []\nfor root in ['/tmp', '/etc', '/work', '/var', '/home']:\n"
-            "    for d, _, files in os.walk(root):\n        for f in files:\n"
+            "    for d, dirs, files in os.walk(root):\n"
+            "        if os.path.realpath(d) in prefixes:\n            dirs[:] = []\n            continue\n"
+            "        for f in files:\n"
             "            try:\n                if 'BEGIN HIDDEN' in open(os.path.join(d, f), errors='ignore').read():\n"
             "                    hits.append(os.path.join(d, f))\n            except Exception:\n                pass\n"
             "print('HIDDEN FILES', hits)\nprint(sorted(os.environ))") % (paths,)
