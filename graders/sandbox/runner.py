@@ -196,6 +196,13 @@ try:
         )
 
     shell._showtraceback = _showtraceback
+    if hasattr(shell, "_tee"):
+        # IPython >= 9 copies every write of a cell into its output history (for %history -o),
+        # without a cap: a cell printing in a loop would exhaust the memory limit long before
+        # the runner's own output cap ends it. The runner keeps the outputs itself.
+        import contextlib
+
+        shell._tee = lambda channel: contextlib.nullcontext()
     HAVE_IPYTHON = True
 except Exception:  # pragma: no cover - minimal pythons without IPython
     HAVE_IPYTHON = False
