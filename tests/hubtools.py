@@ -167,6 +167,12 @@ def start_server(hub: LearnhubProcess, username: str, timeout: float = 180) -> s
     raise AssertionError(f"{username}'s server was not ready within {timeout} s:\n{hub.log_tail()}")
 
 
+def write_services_config(data_dir: Path, services: list[str]) -> None:
+    """A ``learnhub_config.py`` in ``data_dir`` that starts only ``services``."""
+    (Path(data_dir) / "learnhub_config.py").write_text(
+        f"c = get_config()\nc.LearnhubSettings.services = {list(services)!r}\n")
+
+
 def module_platform(tmp_path_factory, name: str, *, services: list[str] | None = None, demo: bool = False,
                     extra_env: dict | None = None):
     """``learnhub up`` for one test module, on new databases (SQLite or the PostgreSQL under test),
@@ -181,8 +187,7 @@ def module_platform(tmp_path_factory, name: str, *, services: list[str] | None =
     data = folder / "data"
     data.mkdir()
     if services is not None:
-        (data / "learnhub_config.py").write_text(
-            f"c = get_config()\nc.LearnhubSettings.services = {list(services)!r}\n")
+        write_services_config(data, services)
     running = LearnhubProcess(data, db_url, hub_db_url, demo=demo, extra_env=extra_env).start()
     try:
         yield running

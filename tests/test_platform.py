@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from hubtools import LearnhubProcess, free_port, log_in, module_platform, processes_listening, sign_up
+from hubtools import (LearnhubProcess, free_port, log_in, module_platform, processes_listening, sign_up,
+                      write_services_config)
 from learnhub.config import SERVICE_NAMES
 
 pytestmark = pytest.mark.hub
@@ -107,7 +108,7 @@ def test_restart_keeps_admin_and_users(hub_factory, tmp_path):
     # and two starts of all five would only add a minute.
     data = tmp_path / "data"
     data.mkdir()
-    (data / "learnhub_config.py").write_text("c = get_config()\nc.LearnhubSettings.services = ['courses']\n")
+    write_services_config(data, ["courses"])
     hub = hub_factory(data_dir=data).start()
     sign_up(hub, "marie", PASSWORD)
     log_in(hub, "marie", PASSWORD)
