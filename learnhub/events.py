@@ -144,8 +144,9 @@ _FAST = {version: fastjsonschema.compile(schema) for version, schema in SCHEMAS.
 
 @functools.cache
 def _explaining_validator(version: int):
-    # Imported on first use: importing jsonschema loads its format checkers (about 1.6 s here, measured with python -X importtime), which
-    # every service would otherwise pay at start-up for events that are nearly always valid.
+    # Imported on first use: importing jsonschema loads its format checkers (about 1.6 s here, by
+    # python -X importtime), which every service would otherwise pay at start-up for events that
+    # are nearly always valid.
     import jsonschema
 
     return jsonschema.Draft7Validator(SCHEMAS[version])
