@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from .timeutil import utcnow
 
 
 def new_id() -> str:
@@ -43,4 +40,15 @@ class Event(Base):
         Index("ix_events_course_time", "course_id", "time"),
         Index("ix_events_actor_time", "actor", "time"),
     )
-from . import events as _events  # noqa: E402,F401 (keeps analytics summaries right for every Event written)
+
+
+class EventCursor(Base):
+    """How far one consumer has read the event log (:class:`learnhub.event_feed.EventFeed`):
+    the ``(stored_at, id)`` of the last event it handled, moved in the transaction that handled it."""
+
+    __tablename__ = "event_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_stored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -133,7 +133,9 @@ class AnalyticsService(ServiceApp):
         ]
 
     def openapi_paths(self) -> dict:
-        from learnhub.events import SCHEMA_V1
+        from learnhub.events import SCHEMA_V1, SCHEMA_V2
+
+        event = {"anyOf": [SCHEMA_V2, SCHEMA_V1]}
 
         page = {"200": {"description": "HTML with charts"}, "302": {"description": "to the hub's login"},
                 "403": {"description": "HTML: not an instructor/TA of this course"}}
@@ -143,8 +145,8 @@ class AnalyticsService(ServiceApp):
                 "description": "Body: a list of events or {\"events\": [...]}, at most 5000. People may post "
                                "only events whose actor is themselves; services and admins any.",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "oneOf": [{"type": "array", "items": SCHEMA_V1},
-                              {"type": "object", "properties": {"events": {"type": "array", "items": SCHEMA_V1}}}]}}}},
+                    "oneOf": [{"type": "array", "items": event},
+                              {"type": "object", "properties": {"events": {"type": "array", "items": event}}}]}}}},
                 "responses": {"200": {"description": "all stored or duplicates: stored, duplicates, ids"},
                               "400": ERROR, "401": ERROR, "403": ERROR, "413": ERROR,
                               # 422: error.details.rejected lists index, id and reasons; the valid

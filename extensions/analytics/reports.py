@@ -1,6 +1,6 @@
 """Course and platform reports from the event log's summary tables. No web code.
 
-Reports read the exact pre-aggregations that :class:`learnhub.events.EventLog` keeps (one row per
+Reports read the exact pre-aggregations that :mod:`.aggregates` keeps (one row per
 learner, per learner-day, per learner-assignment/exercise, per exercise error type, per day-verb),
 never the raw events, so a course with a million events reports in milliseconds. The raw log is read
 only for the rare summary row a late event made inexact, and for grading-latency percentiles over a
@@ -17,11 +17,13 @@ import pandas as pd
 from sqlalchemy import and_, case, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
-from learnhub.events import (
+from learnhub.event_schemas import Verb
+from learnhub.models import Event
+
+from .aggregates import (
     NO_COURSE, activity_table, daily_table, errors_table, learners_table, progress_table,
     refresh_dirty_progress,
 )
-from learnhub.models import Event
 
 from .risk import FEATURES, AtRiskClassifier
 
@@ -357,7 +359,7 @@ def platform_report(session: Session, now: datetime | None = None, days: int = 3
     for day, verb, count, _ in per_verb:
         series[verb][day.isoformat()] = count
         totals[verb] += count
-    graded = session.execute(select(Event.result).where(Event.verb == "graded",
+    graded = session.execute(select(Event.result).where(Event.verb == Verb.GRADED,
                                                          Event.time >= now - timedelta(days=days))).scalars()
     event_latency = [r["duration"] for r in graded if r and r.get("duration") is not None]
     grading = grading_state(session, now - timedelta(days=days))
@@ -371,9 +373,10 @@ def platform_report(session: Session, now: datetime | None = None, days: int = 3
         "as_of": _iso(now), "window_days": days,
         "active_users": {"day": active(1), "week": active(7), "month": active(30),
                          "daily": [{"day": _iso(d), "active_users": n} for d, n in daily_active]},
-        "servers_spawned": {"total": totals.get("server-spawned", 0), "daily": series.get("server-spawned", {})},
-        "submissions": {"total": totals.get("submitted", 0), "daily": series.get("submitted", {})},
-        "graded": {"total": totals.get("graded", 0), "daily": series.get("graded", {})},
+        "servers_spawned": {"total": totals.get(Verb.SERVER_SPAWNED, 0),
+                            "daily": series.get(Verb.SERVER_SPAWNED, {})},
+        "submissions": {"total": totals.get(Verb.SUBMITTED, 0), "daily": series.get(Verb.SUBMITTED, {})},
+        "graded": {"total": totals.get(Verb.GRADED, 0), "daily": series.get(Verb.GRADED, {})},
         "grading": grading,
         "events_by_verb": dict(sorted(totals.items())),
         "busiest_courses": [{"course_id": c, "active_learners_7d": n} for c, n in courses],

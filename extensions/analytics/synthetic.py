@@ -9,6 +9,8 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
+from learnhub.event_schemas import SCHEMA_VERSION, Verb
+
 ERRORS = ["NameError", "TypeError", "IndexError", "AssertionError", "SyntaxError", "ZeroDivisionError"]
 
 
@@ -32,8 +34,9 @@ def course_events(course_id: str = "bench", learners: int = 1000, assignments: i
         context = {"course_id": course_id, "source": "synthetic"}
         if assignment:
             context["assignment_id"] = assignment
-        out = {"id": f"{course_id}-{seed}-{counter}", "time": time.isoformat(), "actor": actor, "verb": verb,
-               "object": {"type": object_type, "id": object_id}, "context": context, "schema_version": 1}
+        out = {"id": f"{course_id}-{seed}-{counter}", "time": time.isoformat(), "actor": actor, "verb": verb.value,
+               "object": {"type": object_type, "id": object_id}, "context": context,
+               "schema_version": SCHEMA_VERSION}
         if result is not None:
             out["result"] = result
         return out
@@ -42,7 +45,7 @@ def course_events(course_id: str = "bench", learners: int = 1000, assignments: i
         actor = f"learner{n:05d}"
         diligence, skill = rng.random(), rng.random()
         t = start + timedelta(hours=rng.uniform(0, 72))
-        yield event(actor, "enrolled", "course", course_id, t)
+        yield event(actor, Verb.ENROLLED, "course", course_id, t, {"role": "learner"})
         quit_after = assignments if diligence > 0.3 else rng.randint(0, assignments)
         for a in range(assignments):
             due = start + timedelta(days=(a + 1) * days / (assignments + 1))
@@ -50,7 +53,7 @@ def course_events(course_id: str = "bench", learners: int = 1000, assignments: i
                 break
             assignment = f"a{a + 1:02d}"
             t = max(t, due - timedelta(days=rng.uniform(1, 10))) + timedelta(minutes=rng.uniform(1, 60))
-            yield event(actor, "fetched", "assignment", assignment, t, assignment=assignment)
+            yield event(actor, Verb.FETCHED, "assignment", assignment, t, assignment=assignment)
             score = 0.0
             for e in range(exercises_per_assignment):
                 exercise = f"{assignment}/ex{e + 1}"
@@ -61,16 +64,16 @@ def course_events(course_id: str = "bench", learners: int = 1000, assignments: i
                     result = {"success": passed, "score": 1.0 if passed else 0.0, "max_score": 1.0, "attempt": attempt}
                     if not passed:
                         result["error_type"] = ERRORS[min(len(ERRORS) - 1, int(rng.expovariate(1.0)))]
-                    yield event(actor, "attempted", "exercise", exercise, t, result, assignment)
+                    yield event(actor, Verb.ATTEMPTED, "exercise", exercise, t, result, assignment)
                     if passed:
                         score += 1
                         break
                     if rng.random() > diligence + 0.3:
                         break
             t += timedelta(minutes=rng.uniform(1, 30))
-            yield event(actor, "submitted", "assignment", assignment, t, assignment=assignment)
+            yield event(actor, Verb.SUBMITTED, "assignment", assignment, t, assignment=assignment)
             t += timedelta(seconds=rng.uniform(5, 120))
-            yield event(actor, "graded", "assignment", assignment, t,
+            yield event(actor, Verb.GRADED, "assignment", assignment, t,
                         {"score": score, "max_score": float(exercises_per_assignment),
                          "success": score >= exercises_per_assignment / 2, "duration": rng.uniform(2, 40)},
                         assignment)
@@ -78,10 +81,10 @@ def course_events(course_id: str = "bench", learners: int = 1000, assignments: i
         for k in range(per_learner_extra):
             when = start + (end - start) * (k + 1) / (per_learner_extra + 1)
             if k % 3 == 0:
-                yield event(actor, "active", "notebook", f"a{k % assignments + 1:02d}/work.ipynb", when,
+                yield event(actor, Verb.ACTIVE, "notebook", f"a{k % assignments + 1:02d}/work.ipynb", when,
                             {"duration": rng.uniform(30, 300)})
             elif k % 3 == 1:
-                yield event(actor, "executed", "cell", f"a{k % assignments + 1:02d}/work.ipynb#{k % 40}", when,
+                yield event(actor, Verb.EXECUTED, "cell", f"a{k % assignments + 1:02d}/work.ipynb#{k % 40}", when,
                             {"success": rng.random() > 0.2})
             else:
-                yield event(actor, "saved", "notebook", f"a{k % assignments + 1:02d}/work.ipynb", when)
+                yield event(actor, Verb.SAVED, "notebook", f"a{k % assignments + 1:02d}/work.ipynb", when)

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from learnhub.course_content import LEVELS, SLUG_RE
-from learnhub.models import Event
+from learnhub.events import Verb, record
 
 from . import models as m
 
@@ -64,15 +64,20 @@ def utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def record_event(session: Session, actor: str, verb: str, object_type: str, object_id: str,
-                 course_id: str | None, result: dict | None = None, context: dict | None = None) -> None:
-    """Append to the event log (learnhub/events.py vocabulary: ``actor`` is the person the event is
-    about; verbs outside schema v1 carry the ``x-`` prefix; ``context.course_id`` always set)."""
-    context = dict(context or {})
-    if course_id:
-        context.setdefault("course_id", course_id)
-    session.add(Event(actor=actor, verb=verb, object_type=object_type, object_id=object_id,
-                      course_id=course_id, result=result, context=context or None, source=SOURCE))
+def record_event(session: Session, actor: str, verb: Verb, object_type: str, object_id: str,
+                 course_id: str | None, result: dict | None = None, context: dict | None = None,
+                 id: str | None = None) -> None:
+    """Append one of the courses service's events to the event log (``actor``: the person the event is
+    about; ``context.role``: their role, which keeps staff out of learner statistics)."""
+    record(session, actor, verb, object_type, object_id, course_id=course_id, result=result,
+           context=context, source=SOURCE, id=id)
+
+
+def acting_role(caller: Caller, role: str | None) -> str:
+    """The role someone acts in: their course role, else what their hub powers make them."""
+    if role:
+        return role
+    return "admin" if caller.admin else "instructor" if caller.manager else "learner"
 
 
 # --------------------------------------------------------------------------- pagination
@@ -295,7 +300,8 @@ class CourseCatalog:
         self._set_skills(course.id, skills)
         # The creator teaches the course they made.
         self.session.add(m.Enrollment(course_id=course.id, user_name=caller.name, role="instructor"))
-        record_event(self.session, caller.name, "x-course-created", "course", course.id, course.id)
+        record_event(self.session, caller.name, Verb.COURSE_CREATED, "course", course.id, course.id,
+                     context={"role": "instructor"})
         self.session.flush()
         return self.to_dict(course, "instructor")
 
@@ -320,8 +326,8 @@ class CourseCatalog:
         for key, value in data.items():
             setattr(course, key, value)
         course.updated_at = datetime.now(timezone.utc)
-        record_event(self.session, caller.name, "x-course-updated", "course", course.id, course.id,
-                     context={"changed": sorted(data)})
+        record_event(self.session, caller.name, Verb.COURSE_UPDATED, "course", course.id, course.id,
+                     context={"changed": sorted(data), "role": acting_role(caller, role)})
         self.session.flush()
         return self.to_dict(course, role)
 
@@ -338,7 +344,8 @@ class CourseCatalog:
         for model in (m.Fetch, m.Exercise, m.Assignment, m.Enrollment, m.CourseSkill):
             self.session.execute(delete(model).where(model.course_id == course_id))
         self.session.delete(course)
-        record_event(self.session, caller.name, "x-course-deleted", "course", course_id, course_id)
+        record_event(self.session, caller.name, Verb.COURSE_DELETED, "course", course_id, course_id,
+                     context={"role": acting_role(caller, role)})
 
 
 # --------------------------------------------------------------------------- enrollments
@@ -397,8 +404,9 @@ class Enrollments:
         else:
             row.role = role
         if previous != role:
-            record_event(self.session, user, "enrolled", "course", course_id, course_id,
-                         result={"role": role, "previous_role": previous}, context={"by": caller.name})
+            record_event(self.session, user, Verb.ENROLLED, "course", course_id, course_id,
+                         result={"role": role, "previous_role": previous},
+                         context={"by": caller.name, "role": role})
         self.session.flush()
         return self.to_dict(row), previous, created
 
@@ -411,8 +419,8 @@ class Enrollments:
             raise CourseError(404, f"{user} is not enrolled in {course_id}")
         previous = row.role
         self.session.delete(row)
-        record_event(self.session, user, "unenrolled", "course", course_id, course_id,
-                     result={"role": previous}, context={"by": caller.name})
+        record_event(self.session, user, Verb.UNENROLLED, "course", course_id, course_id,
+                     result={"role": previous}, context={"by": caller.name, "role": previous})
         return previous
 
     def mark_mirrored(self, course_id: str, user: str, role: str) -> None:
@@ -476,7 +484,7 @@ class Profiles:
             for key, value in data.items():
                 setattr(row, key, value)
             row.updated_at = datetime.now(timezone.utc)
-        record_event(self.session, caller.name, "x-profile-updated", "platform", "profile", None)
+        record_event(self.session, caller.name, Verb.PROFILE_UPDATED, "platform", "profile", None)
         self.session.flush()
         return self.to_dict(caller.name, row)
 

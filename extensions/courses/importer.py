@@ -14,6 +14,8 @@ from sqlalchemy import delete, select
 
 from learnhub import db as lhdb
 from learnhub.course_content import generate_release, load_course
+from learnhub.events import Verb
+from learnhub.timeutil import iso, utcnow
 
 from . import models as m
 from .catalog import record_event
@@ -84,8 +86,11 @@ def import_course(folder: str | Path, db_url: str, store_path: str | Path, *, st
                 a.hard_deadline, a.max_attempts = assignment.hard_deadline, assignment.max_attempts
                 a.difficulty, a.max_score, a.release_files = assignment.difficulty, total, entries
                 if release and not a.released:
-                    from datetime import datetime, timezone
-                    a.released, a.released_at = True, datetime.now(timezone.utc)
+                    a.released, a.released_at = True, utcnow()
+                    record_event(session, actor, Verb.RELEASED, "assignment", assignment.id, course.id,
+                                 result={"title": a.title or assignment.id, "due": iso(a.due),
+                                         "files": [e["path"] for e in entries]},
+                                 context={"assignment_id": assignment.id, "role": "instructor"})
                 session.flush()
                 session.execute(delete(m.Exercise).where(m.Exercise.course_id == course.id,
                                                          m.Exercise.assignment_id == assignment.id))
@@ -96,8 +101,9 @@ def import_course(folder: str | Path, db_url: str, store_path: str | Path, *, st
                                            difficulty=exercise.difficulty, points=exercise.points))
                 result.assignments.append(assignment.id)
                 result.exercises += len(assignment.exercises)
-            record_event(session, actor, "x-course-imported", "course", course.id, course.id,
-                         result={"created": created, "assignments": result.assignments})
+            record_event(session, actor, Verb.COURSE_IMPORTED, "course", course.id, course.id,
+                         result={"created": created, "assignments": result.assignments},
+                         context={"role": "instructor"})
     finally:
         engine.dispose()
     return result

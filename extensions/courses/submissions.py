@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session
 
 from learnhub.course_content import SLUG_RE
 from learnhub.db import session_scope
+from learnhub.events import Verb
 from learnhub.extensions.feedback.intake import IntakeError, SourceLocator, accept_files
 from learnhub.graders.models import GradingJob
 from learnhub.graders.queue import JobQueue
 
 from . import models as m
-from .catalog import (Caller, CourseError, get_course, iso, is_instructor, is_staff, record_event, utc)
+from .catalog import (Caller, CourseError, acting_role, get_course, iso, is_instructor, is_staff, record_event,
+                      utc)
 from .store import FileStore
 
 log = logging.getLogger("learnhub.courses")
@@ -168,8 +170,10 @@ class AssignmentExchange:
         assignment.release_files = entries
         assignment.released = True
         assignment.released_at = datetime.now(timezone.utc)
-        record_event(self.session, caller.name, "x-assignment-released", "assignment", assignment_id, course_id,
-                     result={"files": [e["path"] for e in entries]}, context={"assignment_id": assignment_id})
+        record_event(self.session, caller.name, Verb.RELEASED, "assignment", assignment_id, course_id,
+                     result={"title": assignment.title or assignment_id, "due": iso(assignment.due),
+                             "files": [e["path"] for e in entries]},
+                     context={"assignment_id": assignment_id, "role": acting_role(caller, role)})
         self.session.flush()
         return {"course_id": course_id, "assignment_id": assignment_id, "released": True,
                 "released_at": iso(assignment.released_at),
@@ -181,8 +185,8 @@ class AssignmentExchange:
             raise CourseError(403, "only the course's instructors and admins may withdraw assignments")
         assignment = self._assignment(course_id, assignment_id)
         assignment.released = False
-        record_event(self.session, caller.name, "x-assignment-unreleased", "assignment", assignment_id, course_id,
-                     context={"assignment_id": assignment_id})
+        record_event(self.session, caller.name, Verb.UNRELEASED, "assignment", assignment_id, course_id,
+                     context={"assignment_id": assignment_id, "role": acting_role(caller, role)})
         return {"course_id": course_id, "assignment_id": assignment_id, "released": False}
 
     # -- learner: fetch -----------------------------------------------------------------------
@@ -198,8 +202,8 @@ class AssignmentExchange:
                               {"course_id": course_id, "assignment_id": assignment_id})
         files = self._read_all(assignment.release_files or [])
         self.session.add(m.Fetch(course_id=course_id, assignment_id=assignment_id, user_name=caller.name))
-        record_event(self.session, caller.name, "fetched", "assignment", assignment_id, course_id,
-                     context={"assignment_id": assignment_id})
+        record_event(self.session, caller.name, Verb.FETCHED, "assignment", assignment_id, course_id,
+                     context={"assignment_id": assignment_id, "role": acting_role(caller, role)})
         return {"course_id": course_id, "assignment_id": assignment_id, "files": files}
 
     # -- learner: submit ----------------------------------------------------------------------
@@ -265,9 +269,9 @@ class AssignmentExchange:
                            attempt=used + 1, submitted_at=now, timestamp=nbgrader_timestamp(now), files=entries)
         self.session.add(sub)
         self.session.flush()  # the IntegrityError of a lost race surfaces here
-        record_event(self.session, caller.name, "submitted", "assignment", assignment_id, course_id,
-                     result={"submission_id": sub.id, "attempt": sub.attempt},
-                     context={"assignment_id": assignment_id, "files": [e["path"] for e in entries]})
+        record_event(self.session, caller.name, Verb.SUBMITTED, "submission", sub.id, course_id,
+                     result={"attempt": sub.attempt, "files": [e["path"] for e in entries]},
+                     context={"assignment_id": assignment_id})
         return self.submission_dict(sub)
 
     # -- staff: collect -----------------------------------------------------------------------
@@ -321,8 +325,7 @@ class AssignmentExchange:
         sub, _role = self._submission(caller, course_id, assignment_id, submission_id)
         files = self._read_all(sub.files or [])
         if sub.user_name != caller.name:
-            record_event(self.session, sub.user_name, "x-submission-collected", "assignment", assignment_id,
-                         course_id, result={"submission_id": sub.id},
+            record_event(self.session, sub.user_name, Verb.COLLECTED, "submission", sub.id, course_id,
                          context={"assignment_id": assignment_id, "by": caller.name})
         return {**self.submission_dict(sub, grading_statuses=self.grading_statuses([sub])), "files": files}
 
@@ -335,7 +338,7 @@ class AssignmentExchange:
         _course, role = get_course(self.session, caller, course_id)
         if not is_staff(caller, role):
             raise CourseError(403, "only the course's instructors, TAs and admins may release feedback")
-        self._assignment(course_id, assignment_id)
+        assignment = self._assignment(course_id, assignment_id)
         if submission_id:
             sub = self.session.get(m.Submission, submission_id)
         elif user and timestamp:
@@ -363,8 +366,8 @@ class AssignmentExchange:
             sub.score, sub.max_score, sub.cell_scores, sub.graded_at = score, max_score, cell_scores, now
         elif sub.graded_at is None:
             sub.graded_at = now
-        record_event(self.session, sub.user_name, "x-feedback-released", "assignment", assignment_id, course_id,
-                     result={"submission_id": sub.id, "score": score, "max_score": max_score},
+        record_event(self.session, sub.user_name, Verb.FEEDBACK_RELEASED, "submission", sub.id, course_id,
+                     result={"score": score, "max_score": max_score, "title": assignment.title or assignment_id},
                      context={"assignment_id": assignment_id, "by": caller.name,
                               "files": [e["path"] for e in entries]})
         self.session.flush()
@@ -390,6 +393,6 @@ class AssignmentExchange:
             files = self._read_all([{"path": r.path, "sha256": r.sha256, "size": r.size} for r in rows])
             out.append({**self.submission_dict(sub, grading_statuses=statuses), "feedback": files})
         if out and who == caller.name:
-            record_event(self.session, caller.name, "x-feedback-fetched", "assignment", assignment_id, course_id,
+            record_event(self.session, caller.name, Verb.FEEDBACK_FETCHED, "assignment", assignment_id, course_id,
                          context={"assignment_id": assignment_id})
         return {"course_id": course_id, "assignment_id": assignment_id, "user": who, "items": out}

@@ -1,4 +1,14 @@
 """The feedback hub service: submissions, live autograding feedback and help requests."""
-from .app import FeedbackService
+from __future__ import annotations
 
 __all__ = ["FeedbackService"]
+
+
+def __getattr__(name: str):
+    # The application is imported on first use, so that the service's engine modules (its tables,
+    # its event listener) can be imported without tornado and the rest of the web layer.
+    if name == "FeedbackService":
+        from .app import FeedbackService
+
+        return FeedbackService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

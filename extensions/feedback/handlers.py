@@ -6,14 +6,14 @@ import asyncio
 from tornado.ioloop import IOLoop
 
 from learnhub import db as lhdb
+from learnhub.events import Verb, record
 from learnhub.graders.models import FAILED, GRADED, GradingJob
-from learnhub.graders.queue import JobQueue
-from learnhub.models import Event
 from learnhub.service import APIError, APIHandler, APIWebSocketHandler
+from learnhub.timeutil import iso
 
 from .helpdesk import HelpDeskError
 from .intake import IntakeError, accept_files
-from .workers import flatten_tests, iso
+from .workers import SOURCE, flatten_tests
 
 STAFF = ("instructor", "ta")
 ANY_ROLE = ("instructor", "ta", "learner")
@@ -91,11 +91,10 @@ class SubmitMixin:
                                            mode=mode)
             if mode == "grade":
                 with lhdb.session_scope(service.session_factory) as session:
-                    session.add(Event(id=f"submitted:{job_id}", actor=learner, verb="submitted",
-                                      object_type="submission", object_id=job_id, course_id=course,
-                                      context={"assignment_id": assignment, "assignment": assignment,
-                                               "files": sorted(submission.files),
-                                               "source_service": "feedback"}, source="feedback"))
+                    record(session, learner, Verb.SUBMITTED, "submission", job_id, course_id=course,
+                           result={"files": sorted(submission.files)},
+                           context={"assignment_id": assignment, "role": "learner"}, source=SOURCE,
+                           id=f"submitted:{job_id}")
             return job_id
 
         return await IOLoop.current().run_in_executor(None, store)
@@ -224,11 +223,11 @@ class HelpRequestHandler(VisibleHelpRequest, APIHandler):
 class HelpAnswersHandler(VisibleHelpRequest, APIHandler):
     async def post(self, request_id):
         request = await self.visible(request_id)
-        await self.require_course_role(request["course"], *STAFF)
+        role = await self.require_course_role(request["course"], *STAFF)
         payload = self.get_json_body()
         try:
             answered = self.service.helpdesk.answer(request_id, self.current_user_name, payload
-                                                    if isinstance(payload, dict) else {})
+                                                    if isinstance(payload, dict) else {}, role=role)
         except HelpDeskError as exc:
             raise APIError(422, str(exc), {"field": exc.field})
         message = {"type": "help-answer", "request": answered}

@@ -1,15 +1,17 @@
 """Help requests: learners ask about an assignment (and a cell), course staff answer."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select
 
 from learnhub import db as lhdb
-from learnhub.models import Event
+from learnhub.events import Verb, record
+from learnhub.timeutil import utcnow
 
 from .models import ANSWERED, OPEN, HelpRequest
 
+SOURCE = "feedback"
 MAX_QUESTION = 5_000
 MAX_CODE = 50_000
 
@@ -51,25 +53,22 @@ class HelpDesk:
         with lhdb.session_scope(self.sessions) as session:
             session.add(request)
             session.flush()
-            session.add(Event(id=f"help-asked:{request.id}", actor=learner, verb="asked-help",
-                              object_type="help-request", object_id=request.id, course_id=course,
-                              context={"assignment": assignment, "source_service": "feedback"},
-                              source="feedback"))
+            record(session, learner, Verb.ASKED_HELP, "help-request", request.id, course_id=course,
+                   context={"assignment_id": assignment, "role": "learner"}, source=SOURCE,
+                   id=f"help-asked:{request.id}")
             return request.to_dict()
 
-    def answer(self, request_id: str, staff: str, payload: dict) -> dict | None:
+    def answer(self, request_id: str, staff: str, payload: dict, role: str = "instructor") -> dict | None:
         text = _text(payload, "answer", MAX_QUESTION, True)
         with lhdb.session_scope(self.sessions) as session:
             request = session.get(HelpRequest, request_id)
             if request is None:
                 return None
             request.answer, request.answered_by = text, staff
-            request.status, request.answered_at = ANSWERED, datetime.now(timezone.utc)
-            session.add(Event(id=f"help-answered:{request.id}:{int(request.answered_at.timestamp() * 1000)}",
-                              actor=staff, verb="answered-help", object_type="help-request", object_id=request.id,
-                              course_id=request.course_id,
-                              context={"assignment": request.assignment_id, "learner": request.learner,
-                                       "source_service": "feedback"}, source="feedback"))
+            request.status, request.answered_at = ANSWERED, utcnow()
+            record(session, staff, Verb.ANSWERED_HELP, "help-request", request.id, course_id=request.course_id,
+                   context={"assignment_id": request.assignment_id, "learner": request.learner, "role": role},
+                   source=SOURCE, id=f"help-answered:{request.id}:{int(request.answered_at.timestamp() * 1000)}")
             return request.to_dict()
 
     def get(self, request_id: str) -> dict | None:

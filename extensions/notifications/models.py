@@ -86,14 +86,3 @@ class Preference(Base):
     email_ciphertext: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_ciphertext: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(TZ, default=utcnow, onupdate=utcnow)
-
-
-class TriggerCursor(Base):
-    """How far a trigger has read the event log: (stored_at, id) of the last event it handled."""
-
-    __tablename__ = "notification_cursors"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    last_stored_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
-    last_event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(TZ, default=utcnow, onupdate=utcnow)

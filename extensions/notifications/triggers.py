@@ -1,32 +1,28 @@
 """What to notify about: event-log triggers, due-soon reminders, and who is in a course.
 
-:class:`EventTriggers` reads the event log (``events``) after a cursor kept in
-``notification_cursors`` and turns events into notifications. It reads only events stored at
-least ``settle_seconds`` ago, because a writer's transaction may commit after a later-stamped
-one; each notification's ``dedupe_key`` (derived from the event id) makes re-reading an event
-harmless, and the cursor moves in the same transaction as the notifications it produced.
+:class:`EventTriggers` subscribes to the verbs it turns into notifications (released, graded,
+feedback-released, answered-help, recommended) through the event log's
+:class:`~learnhub.event_feed.EventFeed`.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import requests
-from sqlalchemy import Boolean, DateTime, String, and_, column, inspect, or_, select
+from sqlalchemy import Boolean, DateTime, String, column, inspect, select
 from sqlalchemy import table as sa_table
 
-from learnhub.db import session_scope
+from learnhub.event_feed import EventFeed, RetryLater
+from learnhub.event_schemas import Verb
 from learnhub.models import Event
+from learnhub.timeutil import as_utc as aware
+from learnhub.timeutil import utcnow
 
-from .models import TriggerCursor, aware
 from .outbox import NewNotification, Outbox
 
 log = logging.getLogger("learnhub.notifications.triggers")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # -- who is in a course ---------------------------------------------------------------------
@@ -72,55 +68,56 @@ class HubGroupRecipients(RecipientResolver):
 
 # -- event-log triggers ---------------------------------------------------------------------
 
-def _learner_of(event: Event) -> str | None:
-    """The person an event is about: producers name them in context/result; else the actor."""
-    for bag in (event.context or {}, event.result or {}):
-        for key in ("learner", "user", "user_name", "asker", "recipient"):
-            if isinstance(bag.get(key), str) and bag[key]:
-                return bag[key]
-    return None
-
-
 def _assignment_of(event: Event) -> tuple[str, str]:
+    """The assignment an event is about, and its title (what the producer gave, else the id)."""
     context, result = event.context or {}, event.result or {}
-    # The courses service names it assignment_id; the feedback service's graded events, assignment.
-    assignment = context.get("assignment_id") or result.get("assignment_id") or context.get("assignment")
-    if not assignment and event.object_type == "assignment":
-        assignment = event.object_id.split("/", 1)[-1]
-    title = context.get("assignment_title") or result.get("assignment_title") or assignment or event.object_id
+    assignment = context.get("assignment_id") or (event.object_id if event.object_type == "assignment" else "")
+    title = result.get("title") or context.get("assignment_title") or assignment or event.object_id
     return assignment or event.object_id, title
 
 
 class EventTriggers:
-    """Turn event-log entries into notifications. ``handle`` maps verb → method."""
+    """Turn events of the log into notifications: one method per verb (:attr:`handlers`), read
+    through an :class:`~learnhub.event_feed.EventFeed` whose cursor moves in the transaction
+    that queues the notifications. Each notification's ``dedupe_key`` comes from the event, so an
+    event read twice notifies once."""
 
-    cursor_name = "event-triggers"
+    cursor_name = "notifications"
 
     def __init__(self, session_factory, outbox: Outbox, resolver: RecipientResolver,
                  settle_seconds: float = 2.0, batch_size: int = 500,
                  first_run_lookback: timedelta = timedelta(hours=1)):
-        self.session_factory, self.outbox, self.resolver = session_factory, outbox, resolver
-        self.settle_seconds, self.batch_size = settle_seconds, batch_size
-        #: on the very first run (no cursor yet) only this much history is read: deploying the
-        #: service on a platform with years of events must not send years of notifications.
-        self.first_run_lookback = first_run_lookback
+        self.outbox, self.resolver = outbox, resolver
+        self.feed = EventFeed(session_factory, self.cursor_name, self.handlers, settle_seconds=settle_seconds,
+                              batch_size=batch_size, first_run_lookback=first_run_lookback)
 
-    # verb → notifications
     def feedback_ready(self, e: Event) -> list[NewNotification]:
+        """Autograding finished (graded): the learner's per-test results are in."""
         if e.object_type != "submission":
             return []
-        learner = _learner_of(e) or e.actor
         assignment, title = _assignment_of(e)
         result = e.result or {}
-        return [NewNotification(learner, "feedback_ready", f"Feedback ready: {title}",
+        return [NewNotification(e.actor, "feedback_ready", f"Feedback ready: {title}",
                                 "Your submission was graded; the feedback is in JupyterLab.", e.course_id,
                                 {"assignment_id": assignment, "assignment_title": title, "submission_id": e.object_id,
                                  "score": result.get("score"), "max_score": result.get("max_score"),
                                  "event_id": e.id},
-                                dedupe_key=f"feedback_ready:{e.object_id}:{learner}")]  # graded + "feedback released": one
+                                dedupe_key=f"feedback_ready:{e.object_id}:{e.actor}")]
+
+    def feedback_released(self, e: Event) -> list[NewNotification]:
+        """An instructor or TA released feedback (feedback-released): every release tells the learner."""
+        assignment, title = _assignment_of(e)
+        result = e.result or {}
+        return [NewNotification(e.actor, "feedback_ready", f"Feedback released: {title}",
+                                "Your instructor released feedback on your submission; fetch it in JupyterLab.",
+                                e.course_id,
+                                {"assignment_id": assignment, "assignment_title": title, "submission_id": e.object_id,
+                                 "score": result.get("score"), "max_score": result.get("max_score"),
+                                 "event_id": e.id},
+                                dedupe_key=f"feedback_released:{e.id}:{e.actor}")]
 
     def assignment_released(self, e: Event) -> list[NewNotification]:
-        if e.object_type != "assignment" or not e.course_id:
+        if not e.course_id:
             return []
         assignment, title = _assignment_of(e)
         return [NewNotification(user, "assignment_released", f"New assignment: {title}",
@@ -130,7 +127,7 @@ class EventTriggers:
                 for user in self.resolver.learners(e.course_id)]
 
     def help_answered(self, e: Event) -> list[NewNotification]:
-        asker = _learner_of(e)
+        asker = (e.context or {}).get("learner")
         if not asker or asker == e.actor:
             return []
         return [NewNotification(asker, "help_answered", "Your question was answered",
@@ -139,52 +136,36 @@ class EventTriggers:
                                 dedupe_key=f"help_answered:{e.id}:{asker}")]
 
     def recommendations(self, e: Event) -> list[NewNotification]:
-        learner = _learner_of(e)
-        if not learner:
-            return []
-        reason = (e.result or {}).get("reason") or "New learning recommendations are ready for you."
-        return [NewNotification(learner, "recommendations", "New recommendations", reason, e.course_id,
-                                {"object_type": e.object_type, "object_id": e.object_id, "event_id": e.id},
-                                dedupe_key=f"recommendations:{e.id}:{learner}")]
+        result = e.result or {}
+        reason = result.get("reason_text") or "New learning recommendations are ready for you."
+        title = result.get("title") or result.get("item") or "New recommendations"
+        return [NewNotification(e.actor, "recommendations", f"Recommended next: {title}", reason, e.course_id,
+                                {"kind": result.get("kind"), "item": result.get("item"), "event_id": e.id},
+                                dedupe_key=f"recommendations:{e.id}:{e.actor}")]
 
     @property
-    def handlers(self):
-        return {"graded": self.feedback_ready, "feedback released": self.feedback_ready,
-                "released": self.assignment_released, "answered": self.help_answered,
-                "answered-help": self.help_answered,
-                "recommended": self.recommendations}
+    def handlers(self) -> dict:
+        return {Verb.GRADED: self.feedback_ready, Verb.FEEDBACK_RELEASED: self.feedback_released,
+                Verb.RELEASED: self.assignment_released, Verb.ANSWERED_HELP: self.help_answered,
+                Verb.RECOMMENDED: self.recommendations}
 
     def run_once(self, now: datetime | None = None) -> int:
-        """Process one batch of settled events; returns how many notifications were queued."""
+        """Handle one batch of settled events; returns how many notifications were queued."""
         now = now or utcnow()
-        horizon = now - timedelta(seconds=self.settle_seconds)
         queued = 0
-        with session_scope(self.session_factory) as session:
-            cursor = session.get(TriggerCursor, self.cursor_name)
-            if cursor is None:
-                cursor = TriggerCursor(name=self.cursor_name)
-                session.add(cursor)
-            query = select(Event).where(Event.stored_at <= horizon)
-            if cursor.last_stored_at is None:
-                query = query.where(Event.stored_at >= now - self.first_run_lookback)
-            else:
-                last = aware(cursor.last_stored_at)
-                query = query.where(or_(Event.stored_at > last,
-                                        and_(Event.stored_at == last, Event.id > cursor.last_event_id)))
-            events = session.scalars(query.order_by(Event.stored_at, Event.id).limit(self.batch_size)).all()
-            for event in events:
-                handler = self.handlers.get(event.verb)
-                if handler is not None:
-                    try:
-                        items = handler(event)
-                    except requests.RequestException as exc:
-                        # Membership unknown right now: stop here, the cursor stays, try again next round.
-                        log.warning("event %s: cannot resolve recipients yet (%s)", event.id, type(exc).__name__)
-                        break
-                    for item in items:
-                        queued += self.outbox.add(session, item, now) is not None
-                cursor.last_stored_at, cursor.last_event_id = event.stored_at, event.id
-            cursor.updated_at = now
+        handlers = self.handlers
+
+        def handle(session, event: Event) -> None:
+            nonlocal queued
+            try:
+                items = handlers[Verb(event.verb)](event)
+            except requests.RequestException as exc:
+                # Membership unknown right now: the feed stops here and starts with this event next time.
+                raise RetryLater(f"cannot resolve recipients yet ({type(exc).__name__})") from exc
+            for item in items:
+                queued += self.outbox.add(session, item, now) is not None
+
+        self.feed.poll(handle, now)
         if queued and self.outbox.on_enqueued:
             self.outbox.on_enqueued()
         return queued

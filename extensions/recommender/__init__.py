@@ -1,4 +1,14 @@
 """The recommender hub service: per-skill mastery and explained recommendations."""
-from .app import RecommenderService
+from __future__ import annotations
 
 __all__ = ["RecommenderService"]
+
+
+def __getattr__(name: str):
+    # The application is imported on first use, so that the service's engine modules (its tables,
+    # its event listener) can be imported without tornado and the rest of the web layer.
+    if name == "RecommenderService":
+        from .app import RecommenderService
+
+        return RecommenderService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from learnhub import db as lhdb
 from learnhub.course_content import COURSE_FILE, Course, CourseFormatError, load_course
+from learnhub.event_schemas import Verb
 from learnhub.models import Event
 from learnhub.recommender import CourseRecommender, KnowledgeTracer, mastery_level, rank_next_steps
 
@@ -44,13 +45,13 @@ log = logging.getLogger("learnhub.recommender.engine")
 KINDS = ("course", "assignment", "exercise")
 #: course difficulty 1..3 on the models' [0, 1] scale
 DIFFICULTY = {1: 0.25, 2: 0.5, 3: 0.75}
-ENROLL_VERBS = ("enrolled", "unenrolled")
+ENROLL_VERBS = (Verb.ENROLLED, Verb.UNENROLLED)
 
 
 #: ``verb = 'graded'`` written so that no index on ``verb`` can serve it: without table statistics
 #: SQLite otherwise scans every graded event (ix_events_verb_time) instead of one learner's
 #: (ix_events_actor_time). PostgreSQL plans the same query with the actor index either way.
-_GRADED = func.coalesce(Event.verb, "") == "graded"
+_GRADED = func.coalesce(Event.verb, "") == Verb.GRADED
 
 
 class UnknownCourse(KeyError):
@@ -255,7 +256,7 @@ def answers_from_events(rows, catalog: CourseCatalog) -> pd.DataFrame:
         if (context or {}).get("mode", "grade") != "grade":
             continue
         index = catalog.get(course_id)
-        assignment = (context or {}).get("assignment")
+        assignment = (context or {}).get("assignment_id")
         base = _epoch(when)
         for test in result.get("tests") or ():
             if not isinstance(test, dict) or test.get("passed") is None:
@@ -384,7 +385,7 @@ class RecommenderEngine:
             with lhdb.session_scope(self.sessions) as session:
                 graded = session.execute(
                     select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
-                    .where(Event.verb == "graded", Event.object_type == "submission")
+                    .where(Event.verb == Verb.GRADED, Event.object_type == "submission")
                     .order_by(Event.time, Event.id)).all()
                 enrolments = session.execute(
                     select(Event.actor, Event.verb, Event.course_id)
@@ -420,7 +421,7 @@ class RecommenderEngine:
         state: dict[tuple[str, str], float] = {}
         for actor, verb, course in enrolments:
             if course in self.catalog:
-                state[(actor, course)] = 1.0 if verb == "enrolled" else 0.0
+                state[(actor, course)] = 1.0 if verb == Verb.ENROLLED else 0.0
         for actor, _when, course, _result, _context, *_ in graded:
             if course in self.catalog:
                 state[(actor, course)] = 1.0
@@ -451,12 +452,12 @@ class RecommenderEngine:
         with lhdb.session_scope(self.sessions) as session:
             rows = session.execute(
                 select(Event.verb, Event.course_id)
-                .where(Event.actor == learner, func.coalesce(Event.verb, "").in_(ENROLL_VERBS + ("graded",)))
+                .where(Event.actor == learner, func.coalesce(Event.verb, "").in_(ENROLL_VERBS + (Verb.GRADED,)))
                 .order_by(Event.time, Event.id)).all()
         state: dict[str, bool] = {}
         for verb, course in rows:
             if course:
-                state[course] = verb != "unenrolled"
+                state[course] = verb != Verb.UNENROLLED
         return {c for c, on in state.items() if on}
 
     def events_of(self, learners: list[str], chunk: int = 500) -> dict[str, list]:
@@ -537,7 +538,7 @@ class RecommenderEngine:
         with lhdb.session_scope(self.sessions) as session:
             rows = session.execute(
                 select(Event.actor, Event.time)
-                .where(Event.verb == "graded", Event.object_type == "submission", Event.time >= since)).all()
+                .where(Event.verb == Verb.GRADED, Event.object_type == "submission", Event.time >= since)).all()
         if not rows:
             return 0
         newest = max(_utc(r[1]) for r in rows)
@@ -685,7 +686,7 @@ class RecommenderEngine:
                 continue
             for test in result.get("tests") or ():
                 if isinstance(test, dict) and test.get("passed"):
-                    found = index.lookup((context or {}).get("assignment"), str(test.get("grade_id")))
+                    found = index.lookup((context or {}).get("assignment_id"), str(test.get("grade_id")))
                     if found:
                         passed.add(found[0])
         table = _step_table(index, kind)

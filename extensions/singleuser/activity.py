@@ -27,13 +27,13 @@ import asyncio
 import json
 import os
 import time
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
+
+from learnhub.event_schemas import Verb, make_event
 
 CONTENTS_SCHEMA_ID = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 ACTIVITY_SCHEMA_ID = "https://learnhub.example/events/notebook-activity/v1"
@@ -144,7 +144,7 @@ class ActivityRecorder(LoggingConfigurable):
         path = data.get("path", "")
         if not path.endswith(".ipynb"):
             return
-        verb = {"get": "opened", "save": "saved"}.get(data.get("action"))
+        verb = {"get": Verb.OPENED, "save": Verb.SAVED}.get(data.get("action"))
         if verb:
             self.touch()
             self.record(verb, "notebook", path)
@@ -158,24 +158,21 @@ class ActivityRecorder(LoggingConfigurable):
             if data.get("duration") is not None:
                 result["duration"] = float(data["duration"])
             object_id = f"{data['path']}#{data['cell_id']}" if data.get("cell_id") else data["path"]
-            self.record("executed", "cell", object_id, result, path=data["path"])
+            self.record(Verb.EXECUTED, "cell", object_id, result, path=data["path"])
 
     # -- events -----------------------------------------------------------------------------------
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
-    def record(self, verb: str, object_type: str, object_id: str, result: dict | None = None,
+    def record(self, verb: Verb, object_type: str, object_id: str, result: dict | None = None,
                path: str | None = None) -> dict:
         course_id, assignment_id = course_of(path or object_id)
-        context = {"source": "singleuser", "role": "learner"}
+        context = {"role": "learner"}
         if course_id:
             context.update(course_id=course_id, assignment_id=assignment_id)
-        event = {"id": uuid.uuid4().hex, "time": datetime.now(timezone.utc).isoformat(), "actor": self.user,
-                 "verb": verb, "object": {"type": object_type, "id": object_id[:512]}, "context": context,
-                 "schema_version": 1}
-        if result:
-            event["result"] = result
+        event = make_event(self.user, verb, object_type, object_id[:512], result=result, context=context,
+                           source="singleuser")
         self.pending.append(event)
         self._spool([event])
         return event
@@ -183,7 +180,7 @@ class ActivityRecorder(LoggingConfigurable):
     async def heartbeat(self) -> None:
         """An 'active' interval if the learner did something recently; idle time is not counted."""
         if time.monotonic() - self.last_activity <= self.idle_seconds:
-            self.record("active", "notebook", "jupyterlab", {"duration": self.heartbeat_seconds})
+            self.record(Verb.ACTIVE, "notebook", "jupyterlab", {"duration": self.heartbeat_seconds})
 
     # -- delivery -----------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from learnhub import db as lhdb
-from learnhub.events import EventLog, SCHEMAS, make_event, to_wire, validate_event
+from learnhub.events import EventLog, SCHEMAS, Verb, make_event, to_wire, validate_event
 from learnhub.models import Event
 
 from analytics_helpers import at, event  # noqa: F401 (event is a fixture)
@@ -126,11 +126,12 @@ def test_the_grading_engines_results_fill_the_course_report(db_session_factory):
 
     attempts = [job("j1", "ann", 0, False), job("j2", "ann", 10, True), job("j3", "bob", 5, False)]
     with lhdb.session_scope(db_session_factory) as session:
-        for graded in attempts:
-            session.add(Event(id=f"submitted:{graded.id}", actor=graded.learner_id, verb="submitted",
-                              object_type="submission", object_id=graded.id, course_id="c7",
-                              context={"assignment_id": "01-basics"}, source="feedback", time=graded.created_at))
-            session.add(graded_event(graded))
+        outcome = EventLog(default_source="feedback").append(session, [
+            event for graded in attempts for event in (
+                make_event(graded.learner_id, Verb.SUBMITTED, "submission", graded.id, course_id="c7",
+                           context={"assignment_id": "01-basics"}, time=graded.created_at),
+                graded_event(graded))])
+    assert outcome.rejected == [] and len(outcome.stored) == 6
     with lhdb.session_scope(db_session_factory) as session:
         report = reports.course_report(session, "c7")
 

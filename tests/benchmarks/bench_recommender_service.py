@@ -99,7 +99,7 @@ def synthetic_events(courses, n_learners: int, rng: random.Random):
                                result={"score": float(sum(x["passed"] for x in tests)),
                                        "max_score": float(len(tests)), "success": all(x["passed"] for x in tests),
                                        "tests": tests},
-                               context={"assignment": assignment.id, "mode": "grade"},
+                               context={"assignment_id": assignment.id, "mode": "grade"},
                                source="feedback", schema_version=1, stored_at=t)
 
 
@@ -201,7 +201,7 @@ def add_grades(engine, courses, enrolled, names):
         rows.append(dict(id=f"graded:{uuid.uuid4()}", time=now, actor=n, verb="graded",
                          object_type="submission", object_id=uuid.uuid4().hex, course_id=c.id,
                          result={"tests": [{"grade_id": ex.grade_id, "passed": True} for ex in a.exercises]},
-                         context={"assignment": a.id, "mode": "grade"}, source="feedback",
+                         context={"assignment_id": a.id, "mode": "grade"}, source="feedback",
                          schema_version=1, stored_at=now))
     with engine.begin() as conn:
         conn.execute(insert(Event), rows)

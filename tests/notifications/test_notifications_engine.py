@@ -15,7 +15,14 @@ from learnhub.extensions.notifications.preferences import PreferenceError
 from learnhub.extensions.notifications.sender import list_dead_letters, retry_dead_letter
 from learnhub.extensions.notifications.triggers import (DueItem, DueSoonScheduler, EventTriggers,
                                                         StaticDueDates, StaticRecipients)
+from learnhub.events import EventLog, Verb, make_event
 from learnhub.models import Event
+
+
+def append(session, *events):
+    """Append as producers do (validated): a test event the schema refuses is a broken test."""
+    outcome = EventLog().append(session, events)
+    assert outcome.rejected == []
 from notifications_peers import make_engine, sendgrid_server, smtp_server, twilio_server  # noqa: F401  (fixtures)
 
 ADDRESS = "ada.lovelace@example.org"
@@ -75,14 +82,13 @@ def test_graded_event_gives_one_in_app_one_email_one_sms_through_the_sdks(
                              "channels": {"feedback_ready": {"email": True, "sms": True}}})
     engine.set_prefs("bob", {})  # in-app only (the default)
     with session_scope(db_session_factory) as session:
-        for user, sub in (("ada", "sub-1"), ("bob", "sub-2")):
-            session.add(Event(id=f"ev-{sub}", actor="grader", verb="graded", object_type="submission",
-                              object_id=sub, course_id="py101", source="graders",
-                              result={"score": 7, "max_score": 10},
-                              context={"learner": user, "assignment_id": "a1", "assignment_title": "Loops"}))
-        # the same submission's "feedback released" must not notify a second time
-        session.add(Event(id="ev-rel", actor="teacher", verb="feedback released", object_type="submission",
-                          object_id="sub-1", course_id="py101", source="courses", result={"user": "ada"}))
+        append(session, *[make_event(user, Verb.GRADED, "submission", sub, course_id="py101", id=f"ev-{sub}",
+                                     result={"score": 7, "max_score": 10, "title": "Loops"},
+                                     context={"assignment_id": "a1"}, source="feedback")
+                          for user, sub in (("ada", "sub-1"), ("bob", "sub-2"))])
+        # events the triggers do not handle notify nobody
+        append(session, make_event("ada", Verb.FETCHED, "assignment", "a1", course_id="py101",
+                                   context={"assignment_id": "a1"}, source="courses"))
     triggers = EventTriggers(db_session_factory, engine.outbox, StaticRecipients({}), settle_seconds=0)
     assert triggers.run_once() == 2
     assert triggers.run_once() == 0  # the cursor moved
@@ -246,28 +252,38 @@ def test_generated_key_file_is_private(tmp_path, monkeypatch):
     assert (tmp_path / "notifications.key").stat().st_mode & 0o777 == 0o600
 
 
-def test_other_triggers_release_answer_recommend(make_engine, db_session_factory):
+def test_other_triggers_release_answer_recommend_and_feedback_release(make_engine, db_session_factory):
+    """Events as their producers write them (the verbs and fields of :mod:`learnhub.event_schemas`)."""
     engine = make_engine()
     with session_scope(db_session_factory) as session:
-        session.add_all([
-            Event(id="e1", actor="prof", verb="released", object_type="assignment", object_id="py101/a1",
-                  course_id="py101", source="courses"),
-            Event(id="e2", actor="ta", verb="answered", object_type="question", object_id="q7",
-                  course_id="py101", source="feedback", context={"asker": "ada"}),
-            Event(id="e3", actor="recommender", verb="recommended", object_type="course", object_id="py201",
-                  source="recommender", result={"learner": "bob", "reason": "you are at 40% on loops"}),
-            Event(id="e4", actor="ada", verb="enrolled", object_type="course", object_id="py101",
-                  course_id="py101", source="courses"),
-        ])
+        append(session,
+               make_event("prof", Verb.RELEASED, "assignment", "a1", course_id="py101", id="e1",
+                          result={"title": "Loops"}, context={"assignment_id": "a1", "role": "instructor"},
+                          source="courses"),
+               make_event("ta", Verb.ANSWERED_HELP, "help-request", "q7", course_id="py101", id="e2",
+                          context={"assignment_id": "a1", "learner": "ada", "role": "ta"}, source="feedback"),
+               make_event("bob", Verb.RECOMMENDED, "recommendation", "py101/a2", course_id="py101", id="e3",
+                          result={"kind": "exercise", "item": "a2/ex1", "title": "Sums",
+                                  "reason": {"code": "practice", "params": {"skill": "loops", "mastery": 0.4}},
+                                  "reason_text": "you are at 40% on loops"}, source="recommender"),
+               make_event("ada", Verb.FEEDBACK_RELEASED, "submission", "sub-9", course_id="py101", id="e4",
+                          result={"score": 8, "max_score": 10, "title": "Loops"},
+                          context={"assignment_id": "a1", "by": "prof"}, source="courses"),
+               make_event("ada", Verb.ENROLLED, "course", "py101", course_id="py101", id="e5",
+                          result={"role": "learner"}, source="courses"))
     triggers = EventTriggers(db_session_factory, engine.outbox, StaticRecipients({"py101": ["ada", "bob"]}),
                              settle_seconds=0)
-    assert triggers.run_once() == 4
+    assert triggers.run_once() == 5
     with session_scope(db_session_factory) as session:
-        rows = sorted(session.execute(select(Notification.user_name, Notification.type, Notification.body)).all())
-    assert rows == [("ada", "assignment_released", "a1 was released in py101."),
-                    ("ada", "help_answered", "ta answered your question."),
-                    ("bob", "assignment_released", "a1 was released in py101."),
-                    ("bob", "recommendations", "you are at 40% on loops")]
+        rows = sorted(session.execute(select(Notification.user_name, Notification.type, Notification.title,
+                                             Notification.body)).all())
+    assert rows == [
+        ("ada", "assignment_released", "New assignment: Loops", "Loops was released in py101."),
+        ("ada", "feedback_ready", "Feedback released: Loops",
+         "Your instructor released feedback on your submission; fetch it in JupyterLab."),
+        ("ada", "help_answered", "Your question was answered", "ta answered your question."),
+        ("bob", "assignment_released", "New assignment: Loops", "Loops was released in py101."),
+        ("bob", "recommendations", "Recommended next: Sums", "you are at 40% on loops")]
 
 
 def test_at_most_once_mode_dead_letters_an_interrupted_attempt(make_engine, sendgrid_server):
@@ -333,12 +349,13 @@ def test_due_dates_from_the_courses_tables(make_engine, db_session_factory, db_e
 def test_first_run_skips_old_history(make_engine, db_session_factory):
     engine = make_engine()
     old = datetime.now(timezone.utc) - timedelta(days=30)
+    graded = dict(course_id="py101", context={"assignment_id": "a1"}, source="feedback")
     with session_scope(db_session_factory) as session:
-        session.add(Event(id="old", actor="g", verb="graded", object_type="submission", object_id="s-old",
-                          source="graders", context={"learner": "ada", "assignment_title": "Old"},
-                          time=old, stored_at=old))
-        session.add(Event(id="new", actor="g", verb="graded", object_type="submission", object_id="s-new",
-                          source="graders", context={"learner": "ada", "assignment_title": "New"}))
+        append(session, make_event("ada", Verb.GRADED, "submission", "s-old", id="old", time=old,
+                                   result={"score": 1, "title": "Old"}, **graded))
+        session.query(Event).filter(Event.id == "old").update({"stored_at": old})
+        append(session, make_event("ada", Verb.GRADED, "submission", "s-new", id="new",
+                                   result={"score": 1, "title": "New"}, **graded))
     triggers = EventTriggers(db_session_factory, engine.outbox, StaticRecipients({}), settle_seconds=0)
     assert triggers.run_once() == 1
     with session_scope(db_session_factory) as session:
@@ -356,7 +373,7 @@ def test_the_feedback_services_graded_event_names_the_assignment(make_engine, db
                      mode="grade", status=GRADED, score=4.0, max_score=10.0, result={"notebooks": []},
                      created_at=now, finished_at=now)
     with session_scope(db_session_factory) as session:
-        session.add(graded_event(job))
+        append(session, graded_event(job))
     triggers = EventTriggers(db_session_factory, engine.outbox, StaticRecipients({}), settle_seconds=0)
     assert triggers.run_once() == 1
     with session_scope(db_session_factory) as session:

@@ -5,6 +5,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from learnhub import db as lhdb
+from learnhub.events import Verb
 from learnhub.models import Event
 
 COURSE = "intro-python"
@@ -17,10 +18,10 @@ def graded(actor: str, assignment: str, results: dict, *, course: str = COURSE, 
               "error_type": None if p else "AssertionError"} for g, p in results.items()]
     score = sum(t["points"] for t in tests)
     return Event(id=event_id or f"graded:{uuid.uuid4()}", time=when or datetime.now(timezone.utc), actor=actor,
-                 verb="graded", object_type="submission", object_id=str(uuid.uuid4()), course_id=course,
+                 verb=Verb.GRADED, object_type="submission", object_id=str(uuid.uuid4()), course_id=course,
                  result={"score": score, "max_score": float(len(tests)), "success": score == len(tests),
                          "duration": 1.0, "tests": tests, "error": None},
-                 context={"assignment": assignment, "mode": "grade", "source_service": "feedback"},
+                 context={"assignment_id": assignment, "mode": "grade"},
                  source="feedback")
 
 
