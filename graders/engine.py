@@ -38,11 +38,11 @@ from nbgrader.preprocessors import (
     LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades,
 )
 from nbgrader.preprocessors.base import NbGraderPreprocessor
-from traitlets import Bool, Dict, Integer, Type, Unicode, Union, default
+from traitlets import Bool, Dict, Integer, Unicode, Union, default
 from traitlets.config import LoggingConfigurable
 
 from . import feedback as fb
-from .sandbox import resolve_sandbox_class
+from .sandbox import resolve_sandbox_class, sandbox_trait
 from .sandbox.base import Sandbox, SandboxError
 
 log = logging.getLogger(__name__)
@@ -245,11 +245,12 @@ class GradingEngine(LoggingConfigurable):
     """Grades nbgrader submissions with nbgrader's rules, executing them in sandboxes."""
 
     sandbox_class = Union(
-        [Unicode(), Type(klass=Sandbox)],
+        [Unicode(), sandbox_trait()],
         default_value="",
         help="""The sandbox backend, like JupyterHub's spawner_class: a Sandbox subclass, its
-        import string, or one of "bubblewrap", "docker", "local". Empty: bubblewrap when bwrap
-        exists, otherwise an error (LocalSandbox is never chosen silently).""",
+        import string, or a learnhub.sandboxes entry point name ("bubblewrap", "docker", "local").
+        Empty: bubblewrap when bwrap exists, otherwise an error (LocalSandbox is never chosen
+        silently).""",
     ).tag(config=True)
 
     sandbox_config = Dict(

@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from learnhub.db import Base
+from learnhub.timeutil import utcnow
 
 #: Job statuses: queued -> running -> graded | failed (running -> queued again when its
 #: worker's lease expires and attempts remain).
 QUEUED, RUNNING, GRADED, FAILED = "queued", "running", "graded", "failed"
 STATUSES = (QUEUED, RUNNING, GRADED, FAILED)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class GradingJob(Base):

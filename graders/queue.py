@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Callable
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine
 
 from learnhub import db as lhdb
+from learnhub.timeutil import utcnow
 
 from .models import FAILED, GRADED, QUEUED, RUNNING, GradingJob
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+class JobExists(Exception):
+    """A job with this id is queued already (its producer was retried, or another one queued it)."""
 
 
 @dataclass
@@ -62,20 +63,31 @@ class JobQueue:
         self, *, course_id: str, assignment_id: str, learner_id: str, source_path: str,
         submission_path: str | None = None, submission_blob: bytes | None = None,
         mode: str = "grade", max_attempts: int = 3, on_event: Callable[[dict], None] | None = None,
+        job_id: str | None = None,
     ) -> str:
-        """Queue a submission (stored durably first by the caller); returns the job id."""
+        """Queue a submission (stored durably first by the caller); returns the job id.
+
+        ``job_id``: the id to queue it under (a submission's id, so that queueing it twice is
+        harmless): :class:`JobExists` if a job has it already."""
+        from sqlalchemy.exc import IntegrityError
+
         if not submission_path and submission_blob is None:
             raise ValueError("a job needs submission_path or submission_blob")
         job = GradingJob(
-            course_id=course_id, assignment_id=assignment_id, learner_id=learner_id,
+            id=job_id or str(uuid.uuid4()), course_id=course_id, assignment_id=assignment_id, learner_id=learner_id,
             source_path=str(source_path), submission_path=str(submission_path) if submission_path else None,
             submission_blob=submission_blob, mode=mode, status=QUEUED, attempts=0,
             max_attempts=max_attempts, progress={"type": "queued"},
         )
-        with lhdb.session_scope(self.sessions) as session:
-            session.add(job)
-            session.flush()
-            job_id = job.id
+        try:
+            with lhdb.session_scope(self.sessions) as session:
+                if job_id and session.get(GradingJob, job_id) is not None:
+                    raise JobExists(job_id)
+                session.add(job)
+                session.flush()
+                job_id = job.id
+        except IntegrityError:
+            raise JobExists(job.id) from None
         if on_event:
             on_event({"type": "queued", "job_id": job_id})
         return job_id

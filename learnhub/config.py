@@ -16,14 +16,18 @@ from pathlib import Path
 from traitlets import Bool, Integer, List, Unicode, default, validate
 from traitlets.config import Configurable, Config, PyFileConfigLoader
 
+#: learnhub's short names for JupyterHub authenticators and spawners. The values are what
+#: ``c.JupyterHub.authenticator_class`` / ``spawner_class`` take — entry point names (learnhub registers
+#: its own under ``jupyterhub.authenticators`` / ``jupyterhub.spawners``) or import paths — so JupyterHub
+#: itself resolves them; any other value is passed to JupyterHub as it is.
 AUTHENTICATORS = {
-    "native": "learnhub.auth.LearnhubNativeAuthenticator",
-    "oauth": "oauthenticator.generic.GenericOAuthenticator",
+    "native": "learnhub-native",
+    "oauth": "generic-oauth",
     "lti": "ltiauthenticator.lti13.auth.LTI13Authenticator",
 }
 SPAWNERS = {
-    "local": "learnhub.spawner.SandboxedLocalSpawner",
-    "docker": "dockerspawner.DockerSpawner",
+    "local": "learnhub-sandboxed",
+    "docker": "docker",
 }
 SERVICE_NAMES = ("courses", "feedback", "recommender", "analytics", "notifications")
 CONFIG_FILE_NAME = "learnhub_config.py"

@@ -22,13 +22,28 @@ CUSTOM_SCOPES = {
     "custom:learnhub:analytics:read": {"description": "Read platform-wide analytics and reports."},
     "custom:learnhub:notifications:admin": {"description": "See and retry undeliverable notifications."},
     "custom:learnhub:data:admin": {"description": "Export or erase a person's learnhub data (GDPR)."},
+    "custom:learnhub:courses:read": {
+        "description": "Read every course's schedule and every learner's profile (learnhub's services)."},
+    "custom:learnhub:submissions:write": {
+        "description": "Record a submission for a learner under the course's rules (the feedback service)."},
+    "custom:learnhub:grading:read": {"description": "Read the grading queue's depth and latency."},
 }
 
 INSTRUCTORS_GROUP = "learnhub-instructors"
 
-#: What learnhub's services may do in the hub: look people up and mirror course membership into groups.
+#: What every learnhub service may do: look people up and read course groups in the hub, call the
+#: other services (each checks the service's scopes as it checks a person's).
 SERVICE_SCOPES = ["list:users", "read:users", "read:users:groups", "list:groups", "read:groups",
-                  "admin:groups", "groups", "read:roles:users"]
+                  "read:roles:users", "access:services"]
+
+#: What one service needs beyond that, and only it: least privilege between services.
+SERVICE_EXTRA_SCOPES = {
+    "courses": ["admin:groups", "groups"],  # mirrors enrollments into the hub's course groups
+    "feedback": ["custom:learnhub:submissions:write", "custom:learnhub:grades:read"],  # submits, then grades
+    "recommender": ["custom:learnhub:courses:read"],  # learner profiles and due dates
+    "notifications": ["custom:learnhub:courses:read"],  # due dates for reminders
+    "analytics": ["custom:learnhub:grading:read"],  # the grading queue for the platform report
+}
 
 #: What a single-user server's token may do: report activity, and call learnhub's services as its user.
 SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", "access:services",
@@ -55,12 +70,24 @@ def free_port() -> int:
             return port
 
 
-def _class_for(name: str, known: dict[str, str], what: str) -> str:
-    if name in known:
-        return known[name]
-    if "." in name:
-        return name
-    raise ValueError(f"unknown {what} {name!r}: use one of {sorted(known)} or an import path")
+def hub_class(kind: str, name: str) -> str:
+    """What ``c.JupyterHub.<kind>_class`` gets for learnhub's setting ``name``: learnhub's short names
+    (:data:`AUTHENTICATORS`, :data:`SPAWNERS`) become JupyterHub's entry point names or import paths;
+    the value is checked here with JupyterHub's own trait, so a typo fails before the hub starts."""
+    from jupyterhub.auth import Authenticator
+    from jupyterhub.spawner import Spawner
+    from jupyterhub.traitlets import EntryPointType
+    from traitlets import TraitError
+
+    known, klass = {"authenticator": (AUTHENTICATORS, Authenticator), "spawner": (SPAWNERS, Spawner)}[kind]
+    value = known.get(name, name)
+    trait = EntryPointType(klass=klass, entry_point_group=f"jupyterhub.{kind}s")
+    try:
+        trait.validate(None, value)
+    except (TraitError, ImportError) as exc:
+        raise ValueError(f"unknown {kind} {name!r}: use one of {', '.join(sorted(known))}, a name from "
+                         f"{', '.join(sorted(trait.load_entry_points()))}, or an import path ({exc})") from None
+    return value
 
 
 def service_specs(settings: LearnhubSettings) -> list[dict]:
@@ -102,9 +129,9 @@ def roles(settings: LearnhubSettings) -> list[dict]:
         {"name": "learnhub-instructor", "description": "May create courses.",
          "scopes": ["custom:learnhub:courses:create", "access:services"],
          "groups": [INSTRUCTORS_GROUP]},
-        {"name": "learnhub-service", "description": "learnhub's own services.",
-         "scopes": SERVICE_SCOPES, "services": list(settings.services)},
-    ]
+    ] + [{"name": f"learnhub-service-{name}", "description": f"learnhub's {name} service.",
+          "scopes": SERVICE_SCOPES + SERVICE_EXTRA_SCOPES.get(name, []), "services": [name]}
+         for name in settings.services]
 
 
 def singleuser_config_dir() -> str:
@@ -135,7 +162,7 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.JupyterHub.ssl_cert = settings.ssl_cert
         c.JupyterHub.ssl_key = settings.ssl_key
 
-    c.JupyterHub.authenticator_class = _class_for(settings.authenticator, AUTHENTICATORS, "authenticator")
+    c.JupyterHub.authenticator_class = hub_class("authenticator", settings.authenticator)
     c.Authenticator.admin_users = {settings.admin_username}
     if settings.authenticator == "native":
         c.NativeAuthenticator.open_signup = settings.open_signup
@@ -145,7 +172,7 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.NativeAuthenticator.minimum_password_length = 8
         c.LearnhubNativeAuthenticator.bootstrap_credentials_file = str(settings.credentials_file)
 
-    c.JupyterHub.spawner_class = _class_for(settings.spawner, SPAWNERS, "spawner")
+    c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"
     c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
     c.Spawner.environment = {"LEARNHUB_PUBLIC_URL": settings.public_url}

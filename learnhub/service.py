@@ -28,7 +28,6 @@ import os
 import re
 import signal
 import sys
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlparse
@@ -48,28 +47,11 @@ from tornado.ioloop import IOLoop
 from traitlets import Dict, Integer, Unicode, default
 from traitlets.config import Application
 
-from . import __version__
+from . import __version__, course_roles
 from . import db as lhdb
+from .hubapi import APIClientError, HubAPI, PeerUnavailable, ServiceAPI, default_services_url
 
 JSON_TYPE = "application/json; charset=UTF-8"
-
-
-COURSE_GROUP_ROLES = (("instructors", "instructor"), ("tas", "ta"), ("learners", "learner"))
-
-
-def course_group(course_id: str, role: str) -> str:
-    """The hub group that mirrors ``role`` ("learner", "ta", "instructor") in a course."""
-    plural = {singular: plural for plural, singular in COURSE_GROUP_ROLES}[role]
-    return f"course-{course_id}-{plural}"
-
-
-def course_role_from_groups(groups, course_id: str) -> str | None:
-    """The strongest course role the hub groups ``groups`` give in ``course_id``."""
-    names = set(groups or ())
-    for plural, singular in COURSE_GROUP_ROLES:
-        if f"course-{course_id}-{plural}" in names:
-            return singular
-    return None
 
 
 class APIError(web.HTTPError):
@@ -213,11 +195,11 @@ class AuthenticatedMixin(ServiceHubAuth):
         the hub is asked again with the service's own token before access is refused.
         """
         if self.is_admin:
-            return "instructor"
-        role = course_role_from_groups(self.current_user.get("groups", []), course_id)
+            return course_roles.INSTRUCTOR
+        role = course_roles.role_in(self.current_user.get("groups", []), course_id)
         if role is None and self.current_user.get("kind", "user") == "user":
             groups = await self.service.fetch_user_groups(self.current_user_name)
-            role = course_role_from_groups(groups, course_id)
+            role = course_roles.role_in(groups, course_id)
         return role
 
     async def require_course_role(self, course_id: str, *roles: str) -> str:
@@ -406,6 +388,16 @@ class ServiceApp(Application):
     def _default_hub_api_url(self):
         return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
 
+    services_url = Unicode(
+        help="""Where the other learnhub services are, each at <services_url><name>/ (this service calls
+        them over HTTP with its own token). Env: LEARNHUB_SERVICES_URL; default: the public URL's
+        /services/ (through the hub's proxy)."""
+    ).tag(config=True)
+
+    @default("services_url")
+    def _default_services_url(self):
+        return default_services_url()
+
     tornado_settings = Dict(help="Extra tornado Application settings.").tag(config=True)
 
     shutdown_grace_seconds = Integer(5, help="How long open requests get to finish on SIGTERM.").tag(config=True)
@@ -508,25 +500,21 @@ class ServiceApp(Application):
                          "user": user.get("name")}})
 
     async def fetch_user_groups(self, username: str) -> list[str]:
-        """A user's hub groups, fresh from the hub API (the service holds read:users:groups)."""
-        from urllib.parse import quote
-
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-
+        """A user's hub groups, fresh from the hub API (the service holds read:users:groups);
+        [] when the hub cannot say (the caller then sees no course role: refused, never let in)."""
         try:
-            response = await AsyncHTTPClient().fetch(
-                f"{self.hub_api_url}/users/{quote(username)}",
-                headers={"Authorization": f"token {self.api_token}"}, request_timeout=10)
-        except (HTTPClientError, OSError) as exc:
+            user = await self.hub_api.user(username)
+        except (PeerUnavailable, APIClientError) as exc:
             self.log.warning("could not read %s's groups from the hub: %s", username, exc)
             return []
-        return json.loads(response.body).get("groups", [])
+        return list((user or {}).get("groups", []))
 
     def init_db(self) -> None:
         self.engine = lhdb.make_engine(self.db_url)
         self.session_factory = lhdb.make_session_factory(self.engine)
 
     def init_hub_auth(self) -> None:
+        self.hub_api = HubAPI(self.hub_api_url, self.api_token)
         self.hub_auth = HubOAuth(
             api_token=self.api_token,
             api_url=self.hub_api_url,
@@ -549,9 +537,30 @@ class ServiceApp(Application):
         settings.update(self.tornado_settings)
         return web.Application(self.routes(), **settings)
 
+    def load_learnhub_config(self) -> None:
+        """Load ``learnhub_config.py`` as the hub does (the data dir, the working directory, or
+        ``$LEARNHUB_CONFIG``), so that one file configures the hub and every service
+        (``c.NotificationsService.channel_classes``, ``c.SMTPChannel.host``, ...). Options given on
+        the command line still win."""
+        from .config import config_search_path
+
+        for path in config_search_path(self.data_dir):
+            if path.is_file():
+                self.load_config_file(path.name, path=str(path.parent))
+                self.config_file_loaded = str(path)
+                return
+        self.config_file_loaded = None
+
+    def service_api(self, name: str) -> ServiceAPI:
+        """A client of another learnhub service, with this service's own token."""
+        return ServiceAPI(name, self.api_token, self.services_url)
+
     def initialize(self, argv=None):
         super().initialize(argv)
+        self.load_learnhub_config()
         self.init_logging()
+        if self.config_file_loaded:
+            self.log.info("loaded %s", self.config_file_loaded)
         self.metrics = ServiceMetrics(self.service_name)
         self.metrics_registry = self.metrics.registry
         self.init_db()

@@ -24,8 +24,8 @@ def load_hub_config(monkeypatch, data_dir, config_text: str | None = None, **env
 
 def test_embedded_default(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "data")
-    assert c.JupyterHub.authenticator_class == "learnhub.auth.LearnhubNativeAuthenticator"
-    assert c.JupyterHub.spawner_class == "learnhub.spawner.SandboxedLocalSpawner"
+    assert c.JupyterHub.authenticator_class == "learnhub-native"  # entry points learnhub registers
+    assert c.JupyterHub.spawner_class == "learnhub-sandboxed"
     assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'data' / 'jupyterhub.sqlite'}"
     assert (c.JupyterHub.ip, c.JupyterHub.port) == ("127.0.0.1", 8000)
     names = [service["name"] for service in c.JupyterHub.services]
@@ -52,9 +52,9 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
                         LEARNHUB_HUB_DB_URL="postgresql://learnhub@db/hub",
                         LEARNHUB_PUBLIC_URL="https://learn.example.edu",
                         LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
-    assert c.JupyterHub.authenticator_class == "oauthenticator.generic.GenericOAuthenticator"
+    assert c.JupyterHub.authenticator_class == "generic-oauth"
     # The config file wins over the environment, and may set any other class's options.
-    assert c.JupyterHub.spawner_class == "dockerspawner.DockerSpawner"
+    assert c.JupyterHub.spawner_class == "docker"
     assert c.DockerSpawner.image == "example/learner:1"
     assert c.GenericOAuthenticator.client_id == "learnhub"
     assert c.JupyterHub.db_url == "postgresql://learnhub@db/hub"
@@ -69,8 +69,20 @@ def test_lti_and_class_paths(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "d1", LEARNHUB_AUTHENTICATOR="lti")
     assert c.JupyterHub.authenticator_class == "ltiauthenticator.lti13.auth.LTI13Authenticator"
     c = load_hub_config(monkeypatch, tmp_path / "d2",
-                        LEARNHUB_SPAWNER="kubespawner.KubeSpawner")
-    assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
+                        LEARNHUB_SPAWNER="jupyterhub.spawner.SimpleLocalProcessSpawner")
+    assert c.JupyterHub.spawner_class == "jupyterhub.spawner.SimpleLocalProcessSpawner"
+
+
+def test_short_names_resolve_to_the_classes_jupyterhub_loads():
+    """JupyterHub's own trait turns the names learnhub hands it into learnhub's classes."""
+    from jupyterhub.app import JupyterHub
+
+    from learnhub.auth import LearnhubNativeAuthenticator
+    from learnhub.spawner import SandboxedLocalSpawner
+
+    hub = JupyterHub(authenticator_class="learnhub-native", spawner_class="learnhub-sandboxed")
+    assert hub.authenticator_class is LearnhubNativeAuthenticator
+    assert hub.spawner_class is SandboxedLocalSpawner
 
 
 def test_unknown_authenticator_name_is_a_clear_error(tmp_path):

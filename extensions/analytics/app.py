@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Integer, Unicode
 
@@ -16,35 +15,6 @@ from . import handlers, reports
 
 ERROR = {"$ref": "#/components/responses/Error"}
 COURSE_ID = {"name": "course_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-class GradingCollector:
-    """Queue depth and grading latency, read from the database when Prometheus scrapes."""
-
-    def __init__(self, service: "AnalyticsService"):
-        self.service = service
-
-    def collect(self):
-        from datetime import datetime, timedelta, timezone
-
-        try:
-            with lhdb.session_scope(self.service.session_factory) as session:
-                state = reports.grading_state(session, datetime.now(timezone.utc) - timedelta(hours=1))
-        except Exception:  # a scrape must not fail because the database blinked
-            return
-        if state["queue_depth"] is None:
-            return
-        depth = GaugeMetricFamily("learnhub_grading_queue_depth", "Grading jobs waiting", labels=["status"])
-        depth.add_metric(["queued"], state["queue_depth"])
-        depth.add_metric(["running"], state["running"])
-        yield depth
-        latency = GaugeMetricFamily("learnhub_grading_latency_seconds",
-                                    "Submission-to-grade latency over the last hour", labels=["quantile"])
-        for key, quantile in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
-            value = state["latency_seconds"][key]
-            if value is not None:
-                latency.add_metric([quantile], value)
-        yield latency
 
 
 class AnalyticsService(ServiceApp):
@@ -77,7 +47,7 @@ class AnalyticsService(ServiceApp):
                                         registry=registry)
         self.report_seconds = Histogram("learnhub_analytics_report_seconds", "Time to build a course report",
                                         registry=registry)
-        registry.register(GradingCollector(self))
+        self.feedback = self.service_api("feedback")
 
     def event_log(self, source: str) -> EventLog:
         return EventLog(default_source=source)

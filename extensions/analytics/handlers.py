@@ -9,14 +9,15 @@ import time
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from learnhub import course_roles
 from learnhub import db as lhdb
+from learnhub.hubapi import APIClientError, PeerUnavailable
 from learnhub.service import APIError, APIHandler, BaseHandler, ServiceHubAuth
 
 from . import reports
 
 READ_SCOPE = "custom:learnhub:analytics:read"
 MAX_BATCH = 5000
-COURSE_ROLES_THAT_READ = ("instructors", "tas")
 
 
 class AnalyticsMixin:
@@ -28,9 +29,8 @@ class AnalyticsMixin:
     def can_read_course(self, course_id: str) -> bool:
         # Course roles come from the hub groups the courses service mirrors membership into,
         # so analytics needs no access to the courses tables.
-        groups = set(self.current_user.get("groups") or ())
         return (self.can_read_platform()
-                or any(f"course-{course_id}-{role}" in groups for role in COURSE_ROLES_THAT_READ))
+                or course_roles.role_in(self.current_user.get("groups") or (), course_id) in course_roles.STAFF)
 
     def require_course(self, course_id: str) -> None:
         if not self.can_read_course(course_id):
@@ -39,6 +39,17 @@ class AnalyticsMixin:
 
     def _has_scope(self, scope: str) -> bool:
         return self.settings["hub_auth"].check_scopes({scope}, self.current_user) != set()
+
+    async def platform_report(self) -> dict:
+        """The platform report, with the grading queue's state from the feedback service (which owns
+        the queue); a feedback service that does not answer leaves the queue depth unknown."""
+        days = 30
+        try:
+            grading = await self.service.feedback.request("GET", "grading/stats", params={"hours": days * 24})
+        except (APIClientError, PeerUnavailable) as exc:
+            self.service.log.warning("grading statistics unavailable from the feedback service: %s", exc)
+            grading = None
+        return await self.in_db(lambda session: reports.platform_report(session, days=days, grading=grading))
 
     async def in_db(self, work, *args):
         """Run ``work(session, *args)`` in a thread with a session committed on success."""
@@ -136,7 +147,7 @@ class PlatformReportHandler(AnalyticsMixin, APIHandler):
     async def get(self):
         if not self.can_read_platform():
             raise APIError(403, f"The platform report is for admins (or tokens with {READ_SCOPE}).")
-        self.write_json(await self.in_db(reports.platform_report))
+        self.write_json(await self.platform_report())
 
 
 class DashboardHandler(AnalyticsMixin, ServiceHubAuth, BaseHandler):
@@ -155,9 +166,8 @@ class DashboardIndexHandler(DashboardHandler):
     async def get(self):
         from .dashboards import render_index
 
-        groups = self.current_user.get("groups") or ()
-        courses = {group[len("course-"):-len(f"-{role}")] for group in groups for role in COURSE_ROLES_THAT_READ
-                   if group.startswith("course-") and group.endswith(f"-{role}")}
+        courses = {course for course, role in course_roles.roles_from_groups(self.current_user.get("groups")).items()
+                   if role in course_roles.STAFF}
         platform = self.can_read_platform()
         if platform:
             courses.update(await self.in_db(reports.course_ids))
@@ -186,4 +196,4 @@ class PlatformDashboardHandler(DashboardHandler):
 
         if not self.can_read_platform():
             return self.html(render_forbidden(self.current_user["name"], None), 403)
-        self.html(render_platform(await self.in_db(reports.platform_report), self.current_user["name"]))
+        self.html(render_platform(await self.platform_report(), self.current_user["name"]))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from learnhub.event_schemas import Verb
 from learnhub.models import Event
+from learnhub.timeutil import as_utc, iso
 
 from .aggregates import (
     NO_COURSE, activity_table, daily_table, errors_table, learners_table, progress_table,
@@ -30,17 +31,13 @@ from .risk import FEATURES, AtRiskClassifier
 SCORE_BINS = list(range(0, 101, 10))
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+_utc = as_utc
 
 
 def _iso(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return _utc(value).isoformat().replace("+00:00", "Z")
+    """A datetime as learnhub's ISO text (UTC, Z); a date as YYYY-MM-DD."""
+    if value is None or isinstance(value, datetime):
+        return iso(value)
     return value.isoformat()
 
 
@@ -319,28 +316,15 @@ def _percentiles(values: list[float]) -> dict:
             "max": round(float(array.max()), 3)}
 
 
-def grading_state(session: Session, since: datetime) -> dict:
-    """Queue depth and grading latency from the grading jobs table, if the grading engine's is there.
-
-    Read with plain SQL, as any reader of the shared database would: analytics never imports the
-    grading engine. Missing table (grading not installed) → ``None`` values.
-    """
-    try:
-        with session.begin_nested():
-            depth = dict(session.execute(text(
-                "SELECT status, COUNT(*) FROM grading_jobs WHERE status IN ('queued', 'running') GROUP BY status")).all())
-            latencies = session.execute(text(
-                "SELECT created_at, finished_at FROM grading_jobs WHERE finished_at IS NOT NULL "
-                "AND finished_at >= :since"), {"since": since}).all()
-    except Exception:  # no grading_jobs table in this database
-        return {"queue_depth": None, "running": None, "latency_seconds": None}
-    seconds = [(_utc(f) - _utc(c)).total_seconds() for c, f in latencies]
-    return {"queue_depth": int(depth.get("queued", 0)), "running": int(depth.get("running", 0)),
-            "latency_seconds": _percentiles(seconds)}
+NO_GRADING_STATS = {"queue_depth": None, "running": None, "latency_seconds": None}
 
 
-def platform_report(session: Session, now: datetime | None = None, days: int = 30) -> dict:
-    """Platform health for admins: active users, servers spawned, submissions, grading latency, queue."""
+def platform_report(session: Session, now: datetime | None = None, days: int = 30,
+                    grading: dict | None = None) -> dict:
+    """Platform health for admins: active users, servers spawned, submissions, grading latency, queue.
+
+    ``grading``: the grading queue's state as the feedback service reports it (``api/grading/stats``,
+    which owns the queue); without it, queue depth is unknown and latency comes from graded events."""
     now = now or datetime.now(timezone.utc)
     since_day = (now - timedelta(days=days - 1)).date()
     A = activity_table.c
@@ -362,8 +346,8 @@ def platform_report(session: Session, now: datetime | None = None, days: int = 3
     graded = session.execute(select(Event.result).where(Event.verb == Verb.GRADED,
                                                          Event.time >= now - timedelta(days=days))).scalars()
     event_latency = [r["duration"] for r in graded if r and r.get("duration") is not None]
-    grading = grading_state(session, now - timedelta(days=days))
-    if not grading["latency_seconds"] or not grading["latency_seconds"]["count"]:
+    grading = dict(grading or NO_GRADING_STATS)
+    if not grading.get("latency_seconds") or not grading["latency_seconds"]["count"]:
         grading["latency_seconds"] = _percentiles(event_latency)
     courses = session.execute(select(A.course_id, func.count(func.distinct(A.actor)))
                               .where(A.day >= (now - timedelta(days=6)).date(), A.course_id != NO_COURSE)

@@ -7,16 +7,16 @@ import os
 from sqlalchemy import select
 from traitlets import Float, Integer, List, Unicode, default
 
+from learnhub.course_sources import SourceLocator, default_source_roots
 from learnhub.db import session_scope
-from learnhub.extensions.feedback.intake import SourceLocator, default_source_roots
-from learnhub.graders.queue import JobQueue
 from learnhub.service import ServiceApp
 
 from . import handlers as h
 from . import models as m
 from . import openapi
 from .catalog import Enrollments
-from .hubgroups import HubGroups
+from .grades import GradeRecorder
+from .hubgroups import CourseGroupMirror
 from .store import FileStore
 
 COURSE = r"api/courses/(?P<course_id>[^/]+)"
@@ -48,7 +48,7 @@ class CoursesService(ServiceApp):
     source_roots = List(
         Unicode(),
         help="""Folders holding instructors' sources as <root>/<course>/source/<assignment>: a submission to an
-        assignment found there is queued for autograding (the feedback service's workers grade it). Default, as
+        assignment found there is recorded for autograding (the feedback service grades it). Default, as
         the feedback service's: <data dir>/courses, then the checkout's courses/.""",
     ).tag(config=True)
 
@@ -62,13 +62,17 @@ class CoursesService(ServiceApp):
         Enrollment changes are mirrored at once; this repairs what failed while the hub was away. 0: only at start.""",
     ).tag(config=True)
 
+    grade_poll_interval = Float(
+        0.5, help="Seconds between reads of the event log for the feedback service's grading results.",
+    ).tag(config=True)
+
     def initialize(self, argv=None):
         super().initialize(argv)
         self.store = FileStore(self.store_path)
-        self.groups = HubGroups(self.hub_api_url, self.api_token)
-        self.queue = JobQueue(self.engine)
+        self.groups = CourseGroupMirror(self.hub_api)
         self.sources = SourceLocator(self.source_roots)
-        self._reconciler = None
+        self.grades = GradeRecorder(self.session_factory)
+        self._tasks: list[asyncio.Task] = []
 
     def api_handlers(self) -> list[tuple]:
         return [
@@ -79,6 +83,8 @@ class CoursesService(ServiceApp):
             (COURSE + r"/assignments", h.AssignmentsHandler),
             (COURSE + r"/progress", h.ProgressHandler),
             (r"api/profile", h.ProfileHandler),
+            (r"api/profiles/(?P<user>[^/]+)", h.UserProfileHandler),
+            (r"api/schedule", h.ScheduleHandler),
             (ASSIGNMENT + r"/release", h.ReleaseHandler),
             (ASSIGNMENT + r"/download", h.DownloadHandler),
             (ASSIGNMENT + r"/submissions", h.SubmissionsHandler),
@@ -137,9 +143,19 @@ class CoursesService(ServiceApp):
                 return
             await asyncio.sleep(self.group_reconcile_interval)
 
+    async def _record_grades_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.grades.run_once)
+            except Exception:
+                self.log.exception("recording grading results failed (will retry)")
+            await asyncio.sleep(self.grade_poll_interval)
+
     async def on_start(self) -> None:
-        self._reconciler = asyncio.create_task(self._reconcile_forever())
+        self._tasks = [asyncio.create_task(self._reconcile_forever()),
+                       asyncio.create_task(self._record_grades_forever())]
 
     async def on_stop(self) -> None:
-        if self._reconciler is not None:
-            self._reconciler.cancel()
+        for task in self._tasks:
+            task.cancel()

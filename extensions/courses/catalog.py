@@ -11,7 +11,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import delete, func, or_, select
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from learnhub.course_content import LEVELS, SLUG_RE
 from learnhub.events import Verb, record
+from learnhub.timeutil import iso, utcnow
 
 from . import models as m
 
@@ -44,24 +45,17 @@ class Caller:
     can_create: bool = False   # custom:learnhub:courses:create
     can_manage: bool = False   # custom:learnhub:courses:manage (every course)
     can_read_grades: bool = False  # custom:learnhub:grades:read (every learner's work)
+    can_read_all: bool = False  # custom:learnhub:courses:read (schedules, profiles: learnhub's services)
+    can_submit_for: bool = False  # custom:learnhub:submissions:write (the feedback service's submit)
 
     @property
     def manager(self) -> bool:
         return self.admin or self.can_manage
 
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite gives naive datetimes back; they were stored as UTC
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
+    @property
+    def reader(self) -> bool:
+        """May read every course's schedule and every learner's profile."""
+        return self.manager or self.can_read_all
 
 
 def record_event(session: Session, actor: str, verb: Verb, object_type: str, object_id: str,
@@ -218,7 +212,7 @@ def get_course(session: Session, caller: Caller, course_id: str) -> tuple[m.Cour
     """The course and the caller's role in it; 404 when it does not exist *or* the caller may not see it."""
     course = session.get(m.Course, course_id)
     role = role_of(session, course_id, caller.name) if course else None
-    if course is None or not (course.status == "published" or role or caller.manager):
+    if course is None or not (course.status == "published" or role or caller.reader or caller.can_read_grades):
         raise CourseError(404, f"no course {course_id!r}", {"course_id": course_id})
     return course, role
 
@@ -325,7 +319,7 @@ class CourseCatalog:
             self._set_skills(course.id, data.pop("skills"))
         for key, value in data.items():
             setattr(course, key, value)
-        course.updated_at = datetime.now(timezone.utc)
+        course.updated_at = utcnow()
         record_event(self.session, caller.name, Verb.COURSE_UPDATED, "course", course.id, course.id,
                      context={"changed": sorted(data), "role": acting_role(caller, role)})
         self.session.flush()
@@ -447,8 +441,12 @@ class Profiles:
                 "preferred_topics": list(row.preferred_topics or []), "level": row.level,
                 "weekly_hours": row.weekly_hours, "language": row.language, "updated_at": iso(row.updated_at)}
 
-    def get(self, caller: Caller) -> dict:
-        return self.to_dict(caller.name, self.session.get(m.LearnerProfile, caller.name))
+    def get(self, caller: Caller, user: str | None = None) -> dict:
+        """The caller's profile, or (learnhub's services, admins) ``user``'s."""
+        user = user or caller.name
+        if user != caller.name and not caller.reader:
+            raise CourseError(403, "you may only read your own profile")
+        return self.to_dict(user, self.session.get(m.LearnerProfile, user))
 
     def put(self, caller: Caller, body: Any) -> dict:
         if not isinstance(body, dict):
@@ -483,10 +481,39 @@ class Profiles:
         else:
             for key, value in data.items():
                 setattr(row, key, value)
-            row.updated_at = datetime.now(timezone.utc)
+            row.updated_at = utcnow()
         record_event(self.session, caller.name, Verb.PROFILE_UPDATED, "platform", "profile", None)
         self.session.flush()
         return self.to_dict(caller.name, row)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+class Schedule:
+    """When assignments are due, across courses (for learnhub's services: reminders, recommendations)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def list(self, caller: Caller, *, course: str | None = None, due_after: datetime | None = None,
+             due_before: datetime | None = None, released_only: bool = True) -> list[dict]:
+        if not caller.reader:
+            raise CourseError(403, "reading the schedule of every course needs custom:learnhub:courses:read "
+                                   "(learnhub's services) or an admin; a course's members see its assignments "
+                                   "at courses/{id}/assignments")
+        query = select(m.Assignment).order_by(m.Assignment.course_id, m.Assignment.position, m.Assignment.id)
+        if course:
+            query = query.where(m.Assignment.course_id == course)
+        if released_only:
+            query = query.where(m.Assignment.released.is_(True))
+        if due_after is not None:
+            query = query.where(m.Assignment.due.is_not(None), m.Assignment.due >= due_after)
+        if due_before is not None:
+            query = query.where(m.Assignment.due.is_not(None), m.Assignment.due <= due_before)
+        return [{"course_id": a.course_id, "assignment_id": a.id, "title": a.title or a.id, "due": iso(a.due),
+                 "released": a.released, "max_attempts": a.max_attempts, "hard_deadline": a.hard_deadline}
+                for a in self.session.scalars(query)]
 
 
 # --------------------------------------------------------------------------- assignments & progress
@@ -505,33 +532,24 @@ class Progress:
         for sub in self.session.scalars(select(m.Submission).where(
                 m.Submission.course_id == course_id, m.Submission.user_name == user).order_by(m.Submission.attempt)):
             subs.setdefault(sub.assignment_id, []).append(sub)
-        autograded = self._autograded([s for mine in subs.values() for s in mine])
         out = {}
         for assignment_id in fetched | set(subs):
             mine = subs.get(assignment_id, [])
-            # An instructor's released grade wins; until then the autograder's score stands.
+            # An instructor's released grade wins; until then the autograder's latest score stands.
             graded = [s for s in mine if s.graded_at is not None]
             latest_graded = graded[-1] if graded else None
-            auto = [autograded[s.grading_job_id] for s in mine if s.grading_job_id in autograded]
-            score = latest_graded.score if latest_graded else auto[-1] if auto else None
+            auto = [s for s in mine if s.autograde_status == "graded"]
+            latest_auto = auto[-1] if auto else None
+            score = latest_graded.score if latest_graded else latest_auto.autograde_score if latest_auto else None
+            cells = (latest_graded.cell_scores if latest_graded else latest_auto.autograde_cells if latest_auto
+                     else None) or {}
             status = "graded" if graded or auto else "submitted" if mine else "fetched"
             out[assignment_id] = {
                 "status": status, "attempts_used": len(mine),
                 "last_submitted_at": iso(mine[-1].submitted_at) if mine else None,
-                "score": score,
-                "cell_scores": (latest_graded.cell_scores or {}) if latest_graded else {},
+                "score": score, "cell_scores": cells,
             }
         return out
-
-    def _autograded(self, subs: list[m.Submission]) -> dict[str, float]:
-        """Scores of the finished autograding jobs of ``subs``, by job id (one query)."""
-        from learnhub.graders.models import GRADED, GradingJob
-
-        ids = [s.grading_job_id for s in subs if s.grading_job_id]
-        if not ids:
-            return {}
-        return dict(self.session.execute(select(GradingJob.id, GradingJob.score).where(
-            GradingJob.id.in_(ids), GradingJob.status == GRADED, GradingJob.mode == "grade")).all())
 
     def assignments(self, caller: Caller, course_id: str, user: str | None = None) -> list[dict]:
         _course, role = get_course(self.session, caller, course_id)

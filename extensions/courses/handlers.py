@@ -11,14 +11,19 @@ from tornado.ioloop import IOLoop
 from learnhub.db import session_scope
 from learnhub.service import APIError, APIHandler
 
-from .catalog import Caller, CourseCatalog, CourseError, Enrollments, Progress, Profiles, page, parse_cursor, parse_limit
-from .submissions import AssignmentExchange, queue_grading
+from learnhub.timeutil import parse_iso
+
+from .catalog import (Caller, CourseCatalog, CourseError, Enrollments, Profiles, Progress, Schedule, page,
+                      parse_cursor, parse_limit)
+from .submissions import AssignmentExchange
 
 log = logging.getLogger("learnhub.courses")
 
 SCOPE_CREATE = "custom:learnhub:courses:create"
 SCOPE_MANAGE = "custom:learnhub:courses:manage"
 SCOPE_GRADES = "custom:learnhub:grades:read"
+SCOPE_READ_ALL = "custom:learnhub:courses:read"
+SCOPE_SUBMIT_FOR = "custom:learnhub:submissions:write"
 
 
 def encode_files(files: list[dict]) -> list[dict]:
@@ -32,12 +37,15 @@ class CoursesHandler(APIHandler):
         if not hasattr(self, "_caller"):
             self._caller = Caller(name=self.current_user_name, admin=self.is_admin,
                                   can_create=self.has_scope(SCOPE_CREATE), can_manage=self.has_scope(SCOPE_MANAGE),
-                                  can_read_grades=self.has_scope(SCOPE_GRADES))
+                                  can_read_grades=self.has_scope(SCOPE_GRADES),
+                                  can_read_all=self.has_scope(SCOPE_READ_ALL),
+                                  can_submit_for=self.has_scope(SCOPE_SUBMIT_FOR))
         return self._caller
 
-    async def run(self, work, *, retries: int = 0):
-        """Run ``work(session)`` in a worker thread, in one transaction; engine errors become API errors."""
-        caller = self.caller  # resolve scopes on the IO loop thread
+    async def run(self, work, *, retries: int = 0, caller: Caller | None = None):
+        """Run ``work(session, caller)`` in a worker thread, in one transaction; engine errors become API
+        errors. ``caller``: who the engine sees (default: whoever sent the request)."""
+        caller = caller or self.caller  # resolve scopes on the IO loop thread
 
         def transaction():
             with session_scope(self.service.session_factory) as session:
@@ -83,6 +91,9 @@ class CoursesHandler(APIHandler):
     @property
     def store(self):
         return self.service.store
+
+    def exchange(self, session, max_bytes: int = 0) -> AssignmentExchange:
+        return AssignmentExchange(session, self.store, max_bytes, self.service.sources)
 
 
 class CoursesListHandler(CoursesHandler):
@@ -162,22 +173,46 @@ class ProfileHandler(CoursesHandler):
         self.write_json(await self.run(lambda s, c: Profiles(s).put(c, body)))
 
 
+class UserProfileHandler(CoursesHandler):
+    """``GET api/profiles/{user}``: one person's profile, for themselves and learnhub's services."""
+
+    async def get(self, user):
+        self.write_json(await self.run(lambda s, c: Profiles(s).get(c, user)))
+
+
+class ScheduleHandler(CoursesHandler):
+    """``GET api/schedule?course=&due_after=&due_before=``: released assignments and their due dates."""
+
+    async def get(self):
+        bounds = {}
+        for name in ("due_after", "due_before"):
+            value = self.get_argument(name, None)
+            if value:
+                bounds[name] = parse_iso(value)
+                if bounds[name] is None:
+                    raise APIError(400, f"{name} must be an ISO 8601 time with a zone, e.g. 2026-11-26T10:00:00Z",
+                                   {"parameter": name})
+        course = self.get_argument("course", None) or None
+        items = await self.run(lambda s, c: Schedule(s).list(c, course=course, **bounds))
+        self.write_json(self.paged(items))
+
+
 class ReleaseHandler(CoursesHandler):
     async def post(self, course_id, assignment_id):
         files, force = self.uploaded_files(), self.flag("force")
         limit = self.service.max_upload_bytes
-        result = await self.run(lambda s, c: AssignmentExchange(s, self.store, limit).release(
+        result = await self.run(lambda s, c: self.exchange(s, limit).release(
             c, course_id, assignment_id, files, force=force))
         self.write_json(result, 201)
 
     async def delete(self, course_id, assignment_id):
-        self.write_json(await self.run(lambda s, c: AssignmentExchange(s, self.store, 0).unrelease(
+        self.write_json(await self.run(lambda s, c: self.exchange(s, 0).unrelease(
             c, course_id, assignment_id)))
 
 
 class DownloadHandler(CoursesHandler):
     async def get(self, course_id, assignment_id):
-        result = await self.run(lambda s, c: AssignmentExchange(s, self.store, 0).download(c, course_id, assignment_id))
+        result = await self.run(lambda s, c: self.exchange(s, 0).download(c, course_id, assignment_id))
         result["files"] = encode_files(result["files"])
         self.write_json(result)
 
@@ -186,31 +221,37 @@ class SubmissionsHandler(CoursesHandler):
     async def get(self, course_id, assignment_id):
         user = self.get_argument("user", None)
         latest = self.flag("latest") or self.flag("collect")
-        items = await self.run(lambda s, c: AssignmentExchange(s, self.store, 0).list_submissions(
+        items = await self.run(lambda s, c: self.exchange(s, 0).list_submissions(
             c, course_id, assignment_id, user=user, latest=latest))
         self.write_json(self.paged(items))
 
     async def post(self, course_id, assignment_id):
+        """Submit. A learner submits their own work; the feedback service (``submissions:write``)
+        submits what a learner handed to it, naming them in the form field ``user`` — either way the
+        same rules apply, in :meth:`AssignmentExchange.submit`."""
         limit = self.service.max_upload_bytes
-        # Who may submit is checked before the upload is even looked at (403/404/409 first).
-        def check(session, caller):
-            AssignmentExchange(session, self.store, limit).check_can_submit(caller, course_id, assignment_id)
+        learner = self.get_body_argument("user", None)
+        submitter = self.caller
+        if learner and learner != self.current_user_name:
+            if not self.caller.can_submit_for:
+                raise APIError(403, "only learnhub's feedback service may submit for someone else; "
+                                    "submit your own work without 'user'", {"field": "user"})
+            submitter = Caller(name=learner)
 
-        await self.run(check)
+        # Who may submit is checked before the upload is even looked at (403/404/409 first).
+        await self.run(lambda s, c: self.exchange(s, limit).check_can_submit(c, course_id, assignment_id),
+                       caller=submitter)
         files = self.uploaded_files()
-        # Committed before we answer: a learner told "submitted" has a durable row.
-        result = await self.run(lambda s, c: AssignmentExchange(s, self.store, limit).submit(
-            c, course_id, assignment_id, files), retries=8)
-        # Then autograding, as the feedback service's submit does; it never undoes the submission.
-        service = self.service
-        result["grading"] = await IOLoop.current().run_in_executor(None, lambda: queue_grading(
-            service.queue, service.sources, service.session_factory, result, files, limit))
+        # Committed before we answer: a learner told "submitted" has a durable row, and its
+        # "submitted" event (same transaction) is what the feedback service grades.
+        result = await self.run(lambda s, c: self.exchange(s, limit).submit(c, course_id, assignment_id, files),
+                                retries=8, caller=submitter)
         self.write_json(result, 201)
 
 
 class SubmissionFilesHandler(CoursesHandler):
     async def get(self, course_id, assignment_id, submission_id):
-        result = await self.run(lambda s, c: AssignmentExchange(s, self.store, 0).submission_files(
+        result = await self.run(lambda s, c: self.exchange(s, 0).submission_files(
             c, course_id, assignment_id, submission_id))
         result["files"] = encode_files(result["files"])
         self.write_json(result)
@@ -219,7 +260,7 @@ class SubmissionFilesHandler(CoursesHandler):
 class FeedbackHandler(CoursesHandler):
     async def get(self, course_id, assignment_id):
         user = self.get_argument("user", None)
-        result = await self.run(lambda s, c: AssignmentExchange(s, self.store, 0).fetch_feedback(
+        result = await self.run(lambda s, c: self.exchange(s, 0).fetch_feedback(
             c, course_id, assignment_id, user))
         for item in result["items"]:
             item["feedback"] = encode_files(item["feedback"])
@@ -239,7 +280,7 @@ class FeedbackHandler(CoursesHandler):
         if cell_scores is not None and not isinstance(cell_scores, dict):
             raise APIError(422, "cell_scores must be a JSON object {grade_id: points}")
         limit = self.service.max_upload_bytes
-        result = await self.run(lambda s, c: AssignmentExchange(s, self.store, limit).release_feedback(
+        result = await self.run(lambda s, c: self.exchange(s, limit).release_feedback(
             c, course_id, assignment_id, submission_id=arg("submission"), user=arg("user"),
             timestamp=arg("timestamp"), files=files, score=score, max_score=max_score, cell_scores=cell_scores))
         self.write_json(result, 201)

@@ -147,9 +147,16 @@ class Submission(Base):
     #: grade_id -> points, from nbgrader's gradebook when feedback is released
     cell_scores: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     graded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    #: the autograding job queued for it (``grading_jobs.id``, migration 0007); None when the
-    #: course has no instructor source for the assignment or queueing failed
+    #: the feedback service's grading of it (its job id; for submissions since migration 0009 the
+    #: submission's own id); None when the assignment has no instructor source to grade against
     grading_job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    #: what the feedback service's ``graded`` / ``grading-failed`` events said (:mod:`.grades`):
+    #: queued, graded or failed, the autograded score and, per grade_id, the points
+    autograde_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    autograde_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    autograde_max_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    autograde_cells: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    autograded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (ForeignKeyConstraint(["course_id", "assignment_id"],
                                            ["course_assignments.course_id", "course_assignments.id"],

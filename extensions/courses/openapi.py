@@ -81,6 +81,18 @@ def _paths() -> dict:
             "put": {"summary": "Replace the caller's learner profile (validated)",
                     "responses": {"200": {"description": "profile"}, **errors(400, 401, 403, 422)}},
         },
+        "/api/profiles/{user}": {
+            "parameters": [{"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "One person's learner profile (themselves; learnhub's services and admins: anyone)",
+                    "responses": {"200": {"description": "profile"}, **errors(401, 403)}},
+        },
+        "/api/schedule": {
+            "get": {"summary": "Released assignments with their due dates, across courses (learnhub's services, "
+                               "admins: custom:learnhub:courses:read)",
+                    "parameters": [q("course", "one course"), q("due_after", "ISO 8601 time with a zone"),
+                                   q("due_before", "ISO 8601 time with a zone")] + PAGE,
+                    "responses": {"200": LIST, **errors(400, 401, 403)}},
+        },
         "/api/courses/{course_id}/assignments/{assignment_id}/release": {
             "parameters": [C, A],
             "post": {"summary": "Release an assignment: upload the student version (instructors)",
@@ -100,11 +112,13 @@ def _paths() -> dict:
                     "parameters": [q("user", "one learner"), q("latest", "1: newest per learner"),
                                    q("collect", "same as latest")] + PAGE,
                     "responses": {"200": LIST, **errors(401, 403, 404)}},
-            "post": {"summary": "Submit (members); recorded before the answer; counts against the attempt limit",
+            "post": {"summary": "Submit (members; the feedback service for a learner named in the form field "
+                                "'user'); recorded before the answer; counts against the attempt limit",
                      "requestBody": UPLOAD,
-                     "responses": {"201": {"description": "the submission; grading: {id, status} of its autograding "
-                                                         "job (result: /services/feedback/api/submissions/{id}), or "
-                                                         "null without an instructor source"},
+                     "responses": {"201": {"description": "the submission; grading: {id, status, score, ...} of its "
+                                                         "autograding (per-test results: "
+                                                         "/services/feedback/api/submissions/{id}), or null without "
+                                                         "an instructor source"},
                                    **errors(400, 401, 403, 404, 409, 413, 422)}},
         },
         "/api/courses/{course_id}/assignments/{assignment_id}/submissions/{submission_id}/files": {

@@ -7,7 +7,6 @@ failed upload therefore leaves no row behind, and a blob nothing refers to is in
 from __future__ import annotations
 
 import logging
-import posixpath
 import re
 from datetime import datetime, timezone
 from typing import Mapping
@@ -16,117 +15,48 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from learnhub.course_content import SLUG_RE
-from learnhub.db import session_scope
+from learnhub.course_sources import SourceLocator
 from learnhub.events import Verb
-from learnhub.extensions.feedback.intake import IntakeError, SourceLocator, accept_files
-from learnhub.graders.models import GradingJob
-from learnhub.graders.queue import JobQueue
+from learnhub.models import new_id
+from learnhub.timeutil import as_utc, iso, utcnow
+from learnhub.uploads import UploadError, check_upload
 
 from . import models as m
-from .catalog import (Caller, CourseError, acting_role, get_course, iso, is_instructor, is_staff, record_event,
-                      utc)
+from .catalog import Caller, CourseError, acting_role, get_course, is_instructor, is_staff, record_event
 from .store import FileStore
 
 log = logging.getLogger("learnhub.courses")
 
 #: nbgrader's timestamp format (``timestamp.txt``), always in UTC here
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"
-MAX_FILES = 500
-_BAD_CHARS = re.compile(r"[\x00-\x1f\\:*?\"<>|]")
-
-
-def check_path(name: str) -> str:
-    """A safe relative POSIX path, or 400: no absolute paths, no '..', no control characters."""
-    if not isinstance(name, str) or not name or len(name) > 255:
-        raise CourseError(400, f"bad file name {name!r}: give a relative path of 1-255 characters",
-                          {"file": name})
-    if (name.startswith("/") or _BAD_CHARS.search(name)
-            or any(part in ("", ".", "..") for part in name.split("/"))):
-        raise CourseError(400, f"bad file name {name!r}: absolute paths, '..', backslashes and control "
-                               "characters are refused", {"file": name})
-    return posixpath.normpath(name)
-
-
-def check_notebook(name: str, data: bytes) -> None:
-    """422 naming the file when ``data`` is not a valid Jupyter notebook."""
-    import nbformat
-
-    try:
-        notebook = nbformat.reads(data.decode("utf-8"), as_version=nbformat.NO_CONVERT)
-        nbformat.validate(notebook)
-    except UnicodeDecodeError:
-        raise CourseError(422, f"{name} is not a valid notebook: not UTF-8 text", {"file": name})
-    except Exception as exc:  # nbformat raises several kinds of errors
-        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise CourseError(422, f"{name} is not a valid notebook: {reason}", {"file": name, "reason": reason})
 
 
 def check_files(files: Mapping[str, bytes], max_bytes: int) -> dict[str, bytes]:
-    if not files:
-        raise CourseError(400, "no files uploaded: send them as multipart form fields named 'files'")
-    if len(files) > MAX_FILES:
-        raise CourseError(413, f"too many files ({len(files)}); at most {MAX_FILES}")
-    total = sum(len(v) for v in files.values())
-    if total > max_bytes:
-        raise CourseError(413, f"upload is {total} bytes; the limit is {max_bytes}", {"limit": max_bytes})
-    clean: dict[str, bytes] = {}
-    for name, data in files.items():
-        path = check_path(name)
-        if path in clean:
-            raise CourseError(400, f"file {path} is uploaded twice", {"file": path})
-        clean[path] = data
-    for path, data in sorted(clean.items()):
-        if path.endswith(".ipynb"):
-            check_notebook(path, data)
-    return clean
+    """The upload checked by learnhub's one checker (:mod:`learnhub.uploads`), or a CourseError."""
+    try:
+        return check_upload(files, max_bytes).files
+    except UploadError as exc:
+        raise CourseError(exc.status, exc.message, exc.details) from None
 
 
 def nbgrader_timestamp(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
-def queue_grading(queue: JobQueue, sources: SourceLocator, session_factory, submission: dict,
-                  files: Mapping[str, bytes], max_bytes: int) -> dict | None:
-    """Queue the autograding (mode "grade") of a submission already committed, and link the job to it.
-
-    The files are checked as the feedback service checks its uploads and the job is the one its
-    ``POST api/submissions`` queues; its workers grade it and it serves the result. No second
-    "submitted" event: the exchange recorded one with the submission. Returns
-    ``{"id", "status": "queued"}``, or None (and a warning) when the assignment has no instructor
-    source, the files cannot be graded or the queue cannot be written: the submission stands.
-    """
-    course_id, assignment_id, learner = submission["course_id"], submission["assignment_id"], submission["user"]
-    where = f"submission {submission['id']} of {learner} to {course_id}/{assignment_id}"
-    try:
-        source = sources.find(course_id, assignment_id)
-        if source is None:
-            log.warning("%s is recorded but not autograded: no instructor source in %s", where,
-                        ", ".join(str(root) for root in sources.roots))
-            return None
-        blob = accept_files(sorted(files.items()), max_bytes).to_zip()
-    except IntakeError as exc:
-        log.warning("%s is recorded but not autograded: %s", where, exc.message)
-        return None
-    try:
-        job_id = queue.enqueue(course_id=course_id, assignment_id=assignment_id, learner_id=learner,
-                               source_path=str(source), submission_blob=blob, mode="grade")
-    except Exception:
-        log.exception("%s is recorded but its grading job could not be queued", where)
-        return None
-    try:
-        with session_scope(session_factory) as session:
-            session.get(m.Submission, submission["id"]).grading_job_id = job_id
-    except Exception:
-        # The job runs anyway and the answer names it; only the listing will not show it.
-        log.exception("grading job %s of %s is queued but could not be linked to it", job_id, where)
-    return {"id": job_id, "status": "queued"}
-
-
 class AssignmentExchange:
-    def __init__(self, session: Session, store: FileStore, max_upload_bytes: int):
+    """Releases, fetches, submissions and feedback of one transaction (``session``).
+
+    ``sources`` says which assignments the feedback service autogrades (those with an instructor
+    source); a submission to one is recorded with ``autograde`` in its ``submitted`` event, which the
+    feedback service grades, and its result comes back as a ``graded`` event
+    (:mod:`.grades`)."""
+
+    def __init__(self, session: Session, store: FileStore, max_upload_bytes: int,
+                 sources: SourceLocator | None = None):
         self.session = session
         self.store = store
         self.max_upload_bytes = max_upload_bytes
+        self.sources = sources
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -169,7 +99,7 @@ class AssignmentExchange:
             self.session.add(assignment)
         assignment.release_files = entries
         assignment.released = True
-        assignment.released_at = datetime.now(timezone.utc)
+        assignment.released_at = utcnow()
         record_event(self.session, caller.name, Verb.RELEASED, "assignment", assignment_id, course_id,
                      result={"title": assignment.title or assignment_id, "due": iso(assignment.due),
                              "files": [e["path"] for e in entries]},
@@ -208,20 +138,13 @@ class AssignmentExchange:
 
     # -- learner: submit ----------------------------------------------------------------------
 
-    def grading_statuses(self, subs: list[m.Submission]) -> dict[str, str]:
-        """The current status of the autograding jobs of ``subs`` (one query)."""
-        ids = [s.grading_job_id for s in subs if s.grading_job_id]
-        if not ids:
-            return {}
-        return dict(self.session.execute(select(GradingJob.id, GradingJob.status).where(GradingJob.id.in_(ids))).all())
-
     @staticmethod
-    def submission_dict(sub: m.Submission, feedback: list[m.FeedbackFile] | None = None,
-                        grading_statuses: dict[str, str] | None = None) -> dict:
+    def submission_dict(sub: m.Submission, feedback: list[m.FeedbackFile] | None = None) -> dict:
         grading = None
         if sub.grading_job_id:
-            # the result is the feedback service's: GET /services/feedback/api/submissions/<id>
-            grading = {"id": sub.grading_job_id, "status": (grading_statuses or {}).get(sub.grading_job_id)}
+            # the per-test result is the feedback service's: GET /services/feedback/api/submissions/<id>
+            grading = {"id": sub.grading_job_id, "status": sub.autograde_status, "score": sub.autograde_score,
+                       "max_score": sub.autograde_max_score, "graded_at": iso(sub.autograded_at)}
         out = {"id": sub.id, "course_id": sub.course_id, "assignment_id": sub.assignment_id, "user": sub.user_name,
                "attempt": sub.attempt, "submitted_at": iso(sub.submitted_at), "timestamp": sub.timestamp,
                "files": [{k: f[k] for k in ("path", "sha256", "size")} for f in sub.files or []],
@@ -241,8 +164,8 @@ class AssignmentExchange:
         if course.status == "archived":
             raise CourseError(409, f"course {course_id} is archived and takes no more submissions",
                               {"reason": "archived"})
-        due = utc(assignment.due)
-        if assignment.hard_deadline and due is not None and datetime.now(timezone.utc) > due:
+        due = as_utc(assignment.due)
+        if assignment.hard_deadline and due is not None and utcnow() > due:
             raise CourseError(409, f"the hard deadline of {assignment_id} ({iso(due)}) has passed",
                               {"reason": "hard_deadline", "due": iso(due)})
         return assignment
@@ -264,14 +187,18 @@ class AssignmentExchange:
                               {"reason": "attempt_limit", "max_attempts": assignment.max_attempts,
                                "attempts_used": used})
         entries = self._store_all(clean)
-        now = datetime.now(timezone.utc)
-        sub = m.Submission(course_id=course_id, assignment_id=assignment_id, user_name=caller.name,
+        now = utcnow()
+        sub = m.Submission(id=new_id(), course_id=course_id, assignment_id=assignment_id, user_name=caller.name,
                            attempt=used + 1, submitted_at=now, timestamp=nbgrader_timestamp(now), files=entries)
+        autograde = self.sources is not None and self.sources.find(course_id, assignment_id) is not None
+        if autograde:
+            # The feedback service grades it under this id (the job's id is the submission's).
+            sub.grading_job_id, sub.autograde_status = sub.id, "queued"
         self.session.add(sub)
         self.session.flush()  # the IntegrityError of a lost race surfaces here
         record_event(self.session, caller.name, Verb.SUBMITTED, "submission", sub.id, course_id,
-                     result={"attempt": sub.attempt, "files": [e["path"] for e in entries]},
-                     context={"assignment_id": assignment_id})
+                     result={"attempt": sub.attempt, "files": [e["path"] for e in entries], "autograde": autograde},
+                     context={"assignment_id": assignment_id, "role": "learner"})
         return self.submission_dict(sub)
 
     # -- staff: collect -----------------------------------------------------------------------
@@ -307,8 +234,7 @@ class AssignmentExchange:
             for f in self.session.scalars(select(m.FeedbackFile).where(
                     m.FeedbackFile.submission_id.in_([s.id for s in subs])).order_by(m.FeedbackFile.path)):
                 feedback.setdefault(f.submission_id, []).append(f)
-        statuses = self.grading_statuses(subs)
-        return [self.submission_dict(s, feedback.get(s.id, []), statuses) for s in subs]
+        return [self.submission_dict(s, feedback.get(s.id, [])) for s in subs]
 
     def _submission(self, caller: Caller, course_id: str, assignment_id: str, submission_id: str
                     ) -> tuple[m.Submission, str | None]:
@@ -327,7 +253,7 @@ class AssignmentExchange:
         if sub.user_name != caller.name:
             record_event(self.session, sub.user_name, Verb.COLLECTED, "submission", sub.id, course_id,
                          context={"assignment_id": assignment_id, "by": caller.name})
-        return {**self.submission_dict(sub, grading_statuses=self.grading_statuses([sub])), "files": files}
+        return {**self.submission_dict(sub), "files": files}
 
     # -- feedback -----------------------------------------------------------------------------
 
@@ -354,7 +280,7 @@ class AssignmentExchange:
         entries = self._store_all(clean)
         existing = {f.path: f for f in self.session.scalars(select(m.FeedbackFile).where(
             m.FeedbackFile.submission_id == sub.id))}
-        now = datetime.now(timezone.utc)
+        now = utcnow()
         for e in entries:
             row = existing.get(e["path"])
             if row is None:
@@ -384,14 +310,13 @@ class AssignmentExchange:
             m.Submission.course_id == course_id, m.Submission.assignment_id == assignment_id,
             m.Submission.user_name == who).order_by(m.Submission.attempt)).all()
         out = []
-        statuses = self.grading_statuses(subs)
         for sub in subs:
             rows = self.session.scalars(select(m.FeedbackFile).where(m.FeedbackFile.submission_id == sub.id)
                                         .order_by(m.FeedbackFile.path)).all()
             if not rows:
                 continue
             files = self._read_all([{"path": r.path, "sha256": r.sha256, "size": r.size} for r in rows])
-            out.append({**self.submission_dict(sub, grading_statuses=statuses), "feedback": files})
+            out.append({**self.submission_dict(sub), "feedback": files})
         if out and who == caller.name:
             record_event(self.session, caller.name, Verb.FEEDBACK_FETCHED, "assignment", assignment_id, course_id,
                          context={"assignment_id": assignment_id})

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Bool, Integer, List, Unicode, default
+import asyncio
 
+from traitlets import Bool, Float, Integer, List, Unicode, default
+
+from learnhub.course_sources import SourceLocator, default_source_roots
 from learnhub.graders.queue import JobQueue
 from learnhub.service import ServiceApp
 
 from . import handlers
+from .grading_stats import GradingCollector
 from .helpdesk import HelpDesk
-from .intake import SourceLocator, default_source_roots
+from .intake import GradingIntake
 from .live import Broadcaster, RateLimiter
 from .workers import CompletionRecorder, WorkerSupervisor
 
@@ -82,10 +86,18 @@ class FeedbackService(ServiceApp):
     def _default_roots(self):
         return default_source_roots(self.data_dir)
 
+    intake_interval = Float(
+        0.1, help="Seconds between looks for submissions the courses service recorded for autograding.",
+    ).tag(config=True)
+
     def initialize(self, argv=None):
         super().initialize(argv)
         self.queue = JobQueue(self.engine)
         self.sources = SourceLocator(self.source_roots)
+        self.courses = self.service_api("courses")
+        self.intake = GradingIntake(self.session_factory, self.queue, self.sources, self.courses,
+                                    self.max_upload_bytes)
+        self.metrics_registry.register(GradingCollector(self))
         self.helpdesk = HelpDesk(self.session_factory)
         self.live = Broadcaster()
         self.check_limiter = RateLimiter(self.checks_per_minute)
@@ -93,12 +105,23 @@ class FeedbackService(ServiceApp):
                                            self.sandbox, self.allow_unsafe_local)
         self.recorder = CompletionRecorder(self.session_factory)
 
+    async def _take_in_forever(self):
+        while True:
+            try:
+                await self.intake.run_once()
+            except Exception:
+                self.log.exception("the grading intake failed (will retry)")
+            await asyncio.sleep(self.intake_interval)
+
     async def on_start(self):
         if self.worker_processes:
             await self.supervisor.start()
         self.recorder.start()
+        self._intake_task = asyncio.create_task(self._take_in_forever())
 
     async def on_stop(self):
+        if getattr(self, "_intake_task", None):
+            self._intake_task.cancel()
         await self.recorder.stop()
         await self.supervisor.stop()
 
@@ -111,6 +134,7 @@ class FeedbackService(ServiceApp):
             (r"api/checks", handlers.ChecksHandler),
             (rf"api/checks/{sid}", handlers.SubmissionHandler, {"mode": "check"}),
             (rf"api/checks/{sid}/events", handlers.SubmissionEventsHandler, {"mode": "check"}),
+            (r"api/grading/stats", handlers.GradingStatsHandler),
             (r"api/help-requests", handlers.HelpRequestsHandler),
             (r"api/help-requests/events", handlers.HelpEventsHandler),
             (rf"api/help-requests/{rid}", handlers.HelpRequestHandler),
@@ -144,6 +168,14 @@ class FeedbackService(ServiceApp):
                                                     "parameters": sid, "responses": job}},
             "/api/checks/{submission_id}/events": {"get": {"summary": "Live check events (WebSocket)",
                                                            "parameters": sid, "responses": ws}},
+            "/api/grading/stats": {"get": {
+                "summary": "The grading queue: depth, running jobs, submit-to-graded latency percentiles "
+                           "(admins, custom:learnhub:grading:read)",
+                "parameters": [{"name": "hours", "in": "query", "schema": {"type": "number", "minimum": 0.01,
+                                                                          "maximum": 8760}}],
+                "responses": {"200": {"description": "{queue_depth, running, latency_seconds: {count, p50, p90, "
+                                                     "p99, max}, window_hours}"},
+                              "400": err, "401": err, "403": err}}},
             "/api/help-requests": {
                 "get": {"summary": "My help requests, or a course's (?course=, staff) with ?status=",
                         "responses": {"200": {"description": "{items, next}"}, "401": err}},

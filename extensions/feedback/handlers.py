@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from urllib.parse import quote
 
 from tornado.ioloop import IOLoop
 
 from learnhub import db as lhdb
-from learnhub.events import Verb, record
+from learnhub.course_roles import ROLES, STAFF
 from learnhub.graders.models import FAILED, GRADED, GradingJob
+from learnhub.graders.queue import JobExists
+from learnhub.hubapi import APIClientError, PeerUnavailable, multipart
 from learnhub.service import APIError, APIHandler, APIWebSocketHandler
-from learnhub.timeutil import iso
+from learnhub.timeutil import iso, utcnow
+from learnhub.uploads import UploadError, check_upload
 
+from .grading_stats import grading_stats
 from .helpdesk import HelpDeskError
-from .intake import IntakeError, accept_files
-from .workers import SOURCE, flatten_tests
+from .workers import flatten_tests
 
-STAFF = ("instructor", "ta")
-ANY_ROLE = ("instructor", "ta", "learner")
+ANY_ROLE = ROLES
+GRADING_READ_SCOPE = "custom:learnhub:grading:read"
 STREAMED_TEST_KEYS = ("notebook", "grade_id", "points", "max_points", "passed", "hidden")
 
 
@@ -47,7 +52,12 @@ class JobAccessMixin:
 
     def _load(self, job_id: str) -> GradingJob | None:
         with self.service.session_factory() as session:
-            return session.get(GradingJob, job_id)
+            job = session.get(GradingJob, job_id)
+            if job is None and self.mode == "grade":
+                # Recorded by the courses service, not queued here yet (the intake queues it
+                # within a moment): it is a queued submission already.
+                return self.service.intake.pending_job(session, job_id)
+            return job
 
     async def visible_job(self, job_id: str) -> GradingJob:
         job = await IOLoop.current().run_in_executor(None, self._load, job_id)
@@ -60,9 +70,15 @@ class JobAccessMixin:
 
 
 class SubmitMixin:
-    """Accept a multipart upload of notebooks for a course's assignment and queue it."""
+    """Accept a multipart upload of notebooks for a course's assignment.
 
-    async def accept(self, mode: str) -> GradingJob | str:
+    A check (visible tests only, not an attempt) is queued here. A graded submission is first
+    recorded by the courses service — which owns the assignment's rules (release, deadline, archived
+    course, attempt limit) and the submission — with this service's token for the learner, then
+    queued under the id the courses service gave it; nothing is queued that was not recorded.
+    """
+
+    async def accept(self, mode: str) -> str:
         service = self.service
         length = int(self.request.headers.get("Content-Length") or len(self.request.body or b""))
         if length > service.max_upload_bytes:
@@ -79,25 +95,39 @@ class SubmitMixin:
             if source is None:
                 raise APIError(404, f"Course {course!r} has no assignment {assignment!r}.")
             uploads = [(f.filename, f.body) for field in self.request.files.values() for f in field]
-            submission = accept_files(uploads, service.max_upload_bytes)
-        except IntakeError as exc:
+            upload = check_upload(uploads, service.max_upload_bytes, require_notebook=True)
+        except UploadError as exc:
             raise APIError(exc.status, exc.message, exc.details)
         learner = self.current_user_name
+        job_id = None
+        if mode == "grade":
+            job_id = (await self.record_at_courses(course, assignment, learner, upload))["id"]
 
-        def store() -> str:
-            # The submission is durable (in the job row) before the learner hears it was accepted.
-            job_id = service.queue.enqueue(course_id=course, assignment_id=assignment, learner_id=learner,
-                                           source_path=str(source), submission_blob=submission.to_zip(),
-                                           mode=mode)
-            if mode == "grade":
-                with lhdb.session_scope(service.session_factory) as session:
-                    record(session, learner, Verb.SUBMITTED, "submission", job_id, course_id=course,
-                           result={"files": sorted(submission.files)},
-                           context={"assignment_id": assignment, "role": "learner"}, source=SOURCE,
-                           id=f"submitted:{job_id}")
-            return job_id
+        def enqueue() -> str:
+            # The files are durable (in the job row) before the learner hears they were accepted.
+            try:
+                return service.queue.enqueue(course_id=course, assignment_id=assignment, learner_id=learner,
+                                             source_path=str(source), submission_blob=upload.to_zip(),
+                                             mode=mode, job_id=job_id)
+            except JobExists:  # the grading intake saw the submission first: it is queued
+                return job_id
 
-        return await IOLoop.current().run_in_executor(None, store)
+        return await IOLoop.current().run_in_executor(None, enqueue)
+
+    async def record_at_courses(self, course: str, assignment: str, learner: str, upload) -> dict:
+        """The submission as the courses service recorded it, or its refusal relayed."""
+        body, content_type = multipart({"user": learner},
+                                       [("files", name, data) for name, data in sorted(upload.files.items())])
+        path = f"courses/{quote(course, safe='')}/assignments/{quote(assignment, safe='')}/submissions"
+        try:
+            return await self.service.courses.request("POST", path, raw_body=body, content_type=content_type)
+        except APIClientError as exc:
+            # The course's rules said no (not released, past a hard deadline, archived, no attempts
+            # left, ...): the learner gets the courses service's own answer.
+            raise APIError(exc.status if 400 <= exc.status < 500 else 502, exc.message, exc.details)
+        except PeerUnavailable:
+            raise APIError(503, "The courses service is not answering, so the submission was not recorded; "
+                                "try again in a moment.", {"service": "courses"}, headers={"Retry-After": "5"})
 
 
 class SubmissionsHandler(SubmitMixin, APIHandler):
@@ -269,3 +299,24 @@ class HelpEventsHandler(APIWebSocketHandler):
             self._task.cancel()
         for topic, queue in getattr(self, "queues", []):
             self.service.live.unsubscribe(topic, queue)
+
+
+class GradingStatsHandler(APIHandler):
+    """``GET api/grading/stats?hours=``: the queue's depth and latency, for admins and the analytics service."""
+
+    async def get(self):
+        if not (self.is_admin or self.has_scope(GRADING_READ_SCOPE)):
+            raise APIError(403, f"The grading queue's statistics need {GRADING_READ_SCOPE} (or an admin).")
+        try:
+            hours = float(self.get_argument("hours", "24"))
+        except ValueError:
+            hours = -1.0
+        if not 0.01 <= hours <= 8760:
+            raise APIError(400, "hours must be a number from 0.01 to 8760.", {"parameter": "hours"})
+
+        def read():
+            with lhdb.session_scope(self.service.session_factory) as session:
+                return grading_stats(session, utcnow() - timedelta(hours=hours))
+
+        stats = await IOLoop.current().run_in_executor(None, read)
+        self.write_json({**stats, "window_hours": hours})

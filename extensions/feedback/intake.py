@@ -1,115 +1,145 @@
-"""What a submission must be before it is stored: safe names, valid notebooks, bounded size.
+"""The grading intake: submissions the courses service recorded, queued for the grading workers.
 
-No web code: the handlers turn :class:`IntakeError` into HTTP errors.
+A submission made through nbgrader's exchange (``nbgrader submit``, JupyterLab's Submit button) is
+recorded by the courses service, whose ``submitted`` event says whether it is to be autograded. The
+intake looks for those events that have no grading job yet, fetches the files from the courses
+service's API with this service's token, and queues the job under the submission's id — so a
+submission is queued once however many times it is seen (this service's own submit, a retry, a
+restart), and one the intake could not queue yet (the courses service was away) is queued on a
+later round: nothing depends on a cursor that could pass an event by.
 """
 from __future__ import annotations
 
-import io
-import json
-import zipfile
+import asyncio
+import base64
+import logging
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
-import nbformat
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
 
+from learnhub.course_sources import SourceLocator
+from learnhub.event_schemas import Verb
+from learnhub.graders.models import QUEUED, GradingJob
+from learnhub.graders.queue import JobExists, JobQueue
+from learnhub.hubapi import APIClientError, PeerUnavailable, ServiceAPI
+from learnhub.models import Event
+from learnhub.timeutil import utcnow
+from learnhub.uploads import UploadError, check_upload
 
-class IntakeError(Exception):
-    """A submission refused, with the HTTP status that says why and what to fix."""
-
-    def __init__(self, status: int, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details or {}
+log = logging.getLogger("learnhub.feedback.intake")
 
 
 @dataclass
-class Submission:
-    """Validated files of one submission, as ``{relative posix path: bytes}``."""
+class PendingJob:
+    """A submission recorded for grading whose job is not queued yet: it reads as a queued job."""
 
-    files: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return sum(len(data) for data in self.files.values())
-
-    def to_zip(self) -> bytes:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name in sorted(self.files):
-                archive.writestr(name, self.files[name])
-        return buffer.getvalue()
-
-
-def safe_name(name: str) -> str:
-    """A relative path inside the submission, or IntakeError(400) for traversal and odd names."""
-    if not name or "\\" in name or "\x00" in name:
-        raise IntakeError(400, f"File name {name!r} is not allowed.", {"file": name})
-    path = PurePosixPath(name)
-    if path.is_absolute() or any(part in ("", ".", "..") for part in path.parts):
-        raise IntakeError(400, f"File name {name!r} leaves the submission folder; use plain relative names.",
-                          {"file": name})
-    return path.as_posix()
+    id: str
+    course_id: str
+    assignment_id: str
+    learner_id: str
+    created_at: datetime
+    mode: str = "grade"
+    status: str = QUEUED
+    score: float | None = None
+    max_score: float | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    result: dict | None = None
+    progress: dict = field(default_factory=lambda: {"type": "queued"})
 
 
-def validate_notebook(name: str, data: bytes) -> None:
-    """IntakeError(422) naming the file and the reason when ``data`` is not a valid notebook."""
-    try:
-        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
-        nbformat.validate(notebook)
-    except UnicodeDecodeError:
-        raise IntakeError(422, f"{name} is not a notebook: it is not UTF-8 text.", {"file": name})
-    except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
-        raise IntakeError(422, f"{name} is not a notebook: not valid JSON ({exc}).", {"file": name})
-    except nbformat.ValidationError as exc:
-        raise IntakeError(422, f"{name} is not a valid notebook: {exc.message}", {"file": name})
-    except Exception as exc:  # nbformat raises several types for broken documents
-        raise IntakeError(422, f"{name} is not a valid notebook: {exc}", {"file": name})
+class GradingIntake:
+    """Queue the autograded submissions of the courses service that have no job yet."""
 
+    def __init__(self, session_factory, queue: JobQueue, sources: SourceLocator, courses: ServiceAPI,
+                 max_upload_bytes: int, lookback: timedelta = timedelta(days=2), batch_size: int = 20):
+        self.sessions = session_factory
+        self.queue = queue
+        self.sources = sources
+        self.courses = courses
+        self.max_upload_bytes = max_upload_bytes
+        self.lookback = lookback
+        self.batch_size = batch_size
+        #: submitted events seen that are not to be graded here (no autograde, no source)
+        self._passed_over: set[str] = set()
 
-def accept_files(uploads: list[tuple[str, bytes]], max_bytes: int) -> Submission:
-    """Check every uploaded ``(name, data)``; nothing is accepted unless everything is."""
-    if not uploads:
-        raise IntakeError(422, "A submission needs at least one notebook file (multipart field 'files').")
-    submission = Submission()
-    for name, data in uploads:
-        name = safe_name(name)
-        if name in submission.files:
-            raise IntakeError(400, f"{name} is uploaded twice.", {"file": name})
-        if name.endswith(".ipynb"):
-            validate_notebook(name, data)
-        submission.files[name] = data
-        if submission.size > max_bytes:
-            raise IntakeError(413, f"The submission is larger than the limit of {max_bytes} bytes.",
-                              {"limit_bytes": max_bytes})
-    if not any(name.endswith(".ipynb") for name in submission.files):
-        raise IntakeError(422, "A submission needs at least one .ipynb notebook.")
-    return submission
+    @staticmethod
+    def _recorded(query):
+        return query.where(Event.verb == Verb.SUBMITTED, Event.object_type == "submission",
+                           Event.source == "courses")
 
+    def waiting(self) -> list[Event]:
+        """``submitted`` events of the last ``lookback`` without a grading job, oldest first."""
+        with self.sessions() as session:
+            query = self._recorded(select(Event)).outerjoin(GradingJob, GradingJob.id == Event.object_id).where(
+                GradingJob.id.is_(None), Event.stored_at >= utcnow() - self.lookback)
+            if self._passed_over:
+                query = query.where(Event.id.not_in(self._passed_over))
+            return list(session.scalars(query.order_by(Event.stored_at, Event.id).limit(self.batch_size)))
 
-#: the checkout's (or installed package's) ``courses/`` folder, with the demo course's source
-CHECKOUT_COURSES = Path(__file__).resolve().parents[2] / "courses"
+    def pending_job(self, session: Session, submission_id: str) -> PendingJob | None:
+        """The not-yet-queued job of a recorded, autograded submission, or None."""
+        event = session.scalar(self._recorded(select(Event)).where(and_(Event.object_id == submission_id)))
+        if event is None or not (event.result or {}).get("autograde"):
+            return None
+        return PendingJob(id=submission_id, course_id=event.course_id,
+                          assignment_id=(event.context or {}).get("assignment_id", ""), learner_id=event.actor,
+                          created_at=event.time)
 
+    async def run_once(self) -> int:
+        """Queue what is waiting; returns how many jobs were queued."""
+        loop = asyncio.get_running_loop()
+        queued = 0
+        for event in await loop.run_in_executor(None, self.waiting):
+            try:
+                queued += await self.queue_one(event)
+            except PeerUnavailable as exc:
+                log.warning("the courses service is not answering (%s); submission %s is queued later",
+                            exc.reason, event.object_id)
+                break
+        return queued
 
-def default_source_roots(data_dir: str | Path) -> list[str]:
-    """Where services look for instructor sources unless configured: ``<data dir>/courses``, then
-    the checkout's ``courses/``. The feedback and courses services both queue grading jobs with them."""
-    return [str(Path(data_dir) / "courses"), str(CHECKOUT_COURSES)]
+    async def queue_one(self, event: Event) -> bool:
+        assignment = (event.context or {}).get("assignment_id", "")
+        if not (event.result or {}).get("autograde"):
+            self._passed_over.add(event.id)
+            return False
+        try:
+            source = self.sources.find(event.course_id, assignment)
+        except UploadError:
+            source = None
+        if source is None:
+            log.warning("submission %s to %s/%s is not graded: no instructor source here (%s)", event.object_id,
+                        event.course_id, assignment, ", ".join(map(str, self.sources.roots)))
+            self._passed_over.add(event.id)
+            return False
+        path = (f"courses/{quote(event.course_id, safe='')}/assignments/{quote(assignment, safe='')}"
+                f"/submissions/{quote(event.object_id, safe='')}/files")
+        try:
+            answer = await self.courses.request("GET", path)
+        except APIClientError as exc:
+            log.error("submission %s cannot be fetched from the courses service (%s %s); it is not graded",
+                      event.object_id, exc.status, exc.message)
+            self._passed_over.add(event.id)
+            return False
+        files = [(f["path"], base64.b64decode(f["content_b64"])) for f in answer["files"]]
+        try:
+            upload = check_upload(files, self.max_upload_bytes, require_notebook=True)
+        except UploadError as exc:
+            log.warning("submission %s is recorded but cannot be graded: %s", event.object_id, exc.message)
+            self._passed_over.add(event.id)
+            return False
 
+        def enqueue() -> bool:
+            try:
+                self.queue.enqueue(course_id=event.course_id, assignment_id=assignment, learner_id=event.actor,
+                                   source_path=str(source), submission_blob=upload.to_zip(), mode="grade",
+                                   job_id=event.object_id)
+                return True
+            except JobExists:
+                return False
 
-class SourceLocator:
-    """Where an assignment's instructor source lives: ``<root>/<course>/source/<assignment>``."""
-
-    def __init__(self, roots: list[str]):
-        self.roots = [Path(root) for root in roots]
-
-    def find(self, course_id: str, assignment_id: str) -> Path | None:
-        for part in (course_id, assignment_id):
-            safe_name(part)
-            if "/" in part:
-                raise IntakeError(400, f"{part!r} is not a course or assignment id.")
-        for root in self.roots:
-            candidate = root / course_id / "source" / assignment_id
-            if candidate.is_dir() and any(candidate.glob("*.ipynb")):
-                return candidate
-        return None
+        return await asyncio.get_running_loop().run_in_executor(None, enqueue)

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import DateTime, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from learnhub.db import Base
+from learnhub.timeutil import iso, utcnow
 
 OPEN, ANSWERED, CLOSED = "open", "answered", "closed"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class HelpRequest(Base):
@@ -40,9 +37,6 @@ class HelpRequest(Base):
     )
 
     def to_dict(self) -> dict:
-        def iso(value):
-            return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
-
         return {"id": self.id, "course": self.course_id, "assignment": self.assignment_id,
                 "learner": self.learner, "question": self.question, "cell_id": self.cell_id,
                 "code": self.code, "status": self.status, "answer": self.answer,

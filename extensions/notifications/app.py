@@ -7,8 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 from traitlets import Dict, Float, List, Type, Unicode, default
 
+from jupyterhub.traitlets import EntryPointType
+
 from learnhub.service import ServiceApp
 
+from .channels import Channel
 from .channels.inapp import InAppChannel
 from .channels.smtp import SMTPChannel
 from .channels.twilio import TwilioChannel
@@ -19,17 +22,8 @@ from .outbox import Outbox
 from .preferences import PreferenceStore
 from .sender import Sender
 from .templating import Renderer
-from .triggers import (CourseTablesDueDates, DueSoonScheduler, EventTriggers, HubGroupRecipients,
+from .triggers import (CoursesServiceDueDates, DueSoonScheduler, EventTriggers, HubGroupRecipients,
                        RecipientResolver)
-
-
-def _import(name_or_class):
-    if isinstance(name_or_class, str):
-        from importlib import import_module
-
-        module, _, attr = name_or_class.rpartition(".")
-        return getattr(import_module(module), attr)
-    return name_or_class
 
 
 class NotificationsService(ServiceApp):
@@ -39,10 +33,13 @@ class NotificationsService(ServiceApp):
     description = __doc__
 
     channel_classes = Dict(
-        help="""Channel name → channel class (or import string), like Spawner classes. The names are the
-        preference channels: ``in_app``, ``email``, ``sms``. Email: SMTPChannel (configure
-        ``c.SMTPChannel.host``) or ``learnhub.extensions.notifications.channels.sendgrid.SendGridChannel``
-        (``c.SendGridChannel.api_key``). SMS: TwilioChannel. A channel left unconfigured sends nothing.""",
+        value_trait=EntryPointType(klass=Channel, entry_point_group="learnhub.notification_channels"),
+        help="""Channel name → channel class, like JupyterHub's spawner_class: a Channel subclass, its
+        import string, or a ``learnhub.notification_channels`` entry point name (``in-app``, ``smtp``,
+        ``sendgrid``, ``twilio``). The names are the preference channels: ``in_app``, ``email``, ``sms``.
+        Email: smtp (configure ``c.SMTPChannel.host``) or sendgrid (``c.SendGridChannel.api_key``).
+        SMS: twilio. A channel left unconfigured sends nothing. Set it in ``learnhub_config.py``, e.g.
+        ``c.NotificationsService.channel_classes = {"in_app": "in-app", "email": "sendgrid"}``.""",
     ).tag(config=True)
 
     @default("channel_classes")
@@ -87,43 +84,26 @@ class NotificationsService(ServiceApp):
     def init_engine(self) -> None:
         self.cipher = ContactCipher(lambda: load_or_create_key(self.encryption_key, self.data_dir))
         self.preference_store = PreferenceStore(self.cipher)
-        self.channels = {name: _import(cls)(parent=self) for name, cls in self.channel_classes.items()}
+        self.channels = {name: cls(parent=self) for name, cls in self.channel_classes.items()}
         self.outbox = Outbox(self.preference_store, self.channels, on_enqueued=self.wake_sender)
         self.sender = Sender(self.session_factory, self.channels, self.preference_store,
                              Renderer(self.template_paths, self.public_url), parent=self)
         self.broker = InAppBroker()
         self.sender.listeners.append(self.broker.publish)
         if not hasattr(self, "recipients"):
-            self.recipients = self.recipient_resolver_class(self.hub_api_url, self.api_token)
+            self.recipients = self.recipient_resolver_class(self.hub_api)
         self.triggers = EventTriggers(self.session_factory, self.outbox, self.recipients,
                                       settle_seconds=self.event_settle_seconds,
                                       first_run_lookback=timedelta(hours=self.first_run_lookback_hours))
-        self.due_soon = DueSoonScheduler(self.session_factory, self.outbox, CourseTablesDueDates(self.engine),
+        self.due_soon = DueSoonScheduler(self.session_factory, self.outbox,
+                                         CoursesServiceDueDates(self.service_api("courses")),
                                          self.recipients, timedelta(hours=self.due_soon_window_hours))
 
     def wake_sender(self) -> None:
         self.sender.wake.set()
 
-    config_file = Unicode(
-        help="""A traitlets config file for this service (channels, keys, templates). Default:
-        <data dir>/notifications_config.py if it exists. Env: LEARNHUB_NOTIFICATIONS_CONFIG."""
-    ).tag(config=True)
-
-    @default("config_file")
-    def _default_config_file(self):
-        import os
-
-        return os.environ.get("LEARNHUB_NOTIFICATIONS_CONFIG") or os.path.join(self.data_dir, "notifications_config.py")
-
     def initialize(self, argv=None):
         super().initialize(argv)
-        import os
-
-        # The hub starts services with a command line only; a config file is how an operator picks
-        # and configures channels (c.NotificationsService.channel_classes, c.SMTPChannel.host, ...).
-        if self.config_file and os.path.isfile(self.config_file):
-            self.load_config_file(os.path.basename(self.config_file), path=[os.path.dirname(self.config_file)])
-            self.log.info("loaded %s", self.config_file)
         self.init_engine()
 
     # -- routes -------------------------------------------------------------------------------

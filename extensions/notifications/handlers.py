@@ -7,6 +7,7 @@ import json
 from sqlalchemy import func, select
 from tornado import websocket
 
+from learnhub.course_roles import INSTRUCTOR
 from learnhub.db import session_scope
 from learnhub.models import new_id
 from learnhub.service import APIError, APIHandler, APIWebSocketHandler
@@ -112,9 +113,7 @@ class AnnouncementsHandler(APIHandler):
     """``POST api/courses/{course_id}/announcements``: instructors of the course (or admins) only."""
 
     async def post(self, course_id):
-        groups = set(self.current_user.get("groups") or [])
-        if not (self.is_admin or f"course-{course_id}-instructors" in groups):
-            raise APIError(403, f"Only instructors of course {course_id} may announce to it.")
+        await self.require_course_role(course_id, INSTRUCTOR)  # admins count as instructors
         body = self.get_json_body()
         if not isinstance(body, dict):
             raise APIError(422, "Send {\"title\": ..., \"body\": ...}.", {"field": "body"})

@@ -6,7 +6,7 @@ only from :class:`Delivery` rows, so nothing is sent that was not first stored.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text)
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,13 +18,6 @@ TZ = DateTime(timezone=True)
 
 #: Delivery states. ``sending`` carries a lease: a sender that dies leaves it to expire.
 PENDING, SENDING, SENT, DEAD, SKIPPED = "pending", "sending", "sent", "dead", "skipped"
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time learnhub stores is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 class Notification(Base):

@@ -9,13 +9,14 @@ so turning a channel off also stops what is already queued.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from learnhub.models import new_id
+from learnhub.timeutil import utcnow
 
 from .models import Delivery, Notification
 from .preferences import TYPES, PreferenceStore, next_digest_time, quiet_until
@@ -31,10 +32,6 @@ class NewNotification:
     data: dict = field(default_factory=dict)
     #: what caused it, unique: the same cause never notifies twice
     dedupe_key: str | None = None
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Outbox:

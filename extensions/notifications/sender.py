@@ -29,28 +29,22 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from traitlets import Bool, Float, Integer
 from traitlets.config import LoggingConfigurable
 
 from learnhub.db import session_scope
+from learnhub.timeutil import as_utc as aware
+from learnhub.timeutil import iso, utcnow
 
 from .channels import DeliveryError, OutgoingMessage, PermanentError, TransientError
-from .models import DEAD, PENDING, SENDING, SENT, SKIPPED, Delivery, Notification, aware
+from .models import DEAD, PENDING, SENDING, SENT, SKIPPED, Delivery, Notification
 from .templating import RenderError, Renderer
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def notification_json(n: Notification) -> dict:
-    def iso(value):
-        value = aware(value)
-        return value.isoformat().replace("+00:00", "Z") if value else None
-
     return {"id": n.id, "type": n.type, "course_id": n.course_id, "title": n.title, "body": n.body,
             "data": n.data or {}, "created_at": iso(n.created_at), "read": n.read_at is not None,
             "read_at": iso(n.read_at)}
@@ -297,10 +291,6 @@ class Sender(LoggingConfigurable):
 # -- dead letters ---------------------------------------------------------------------------
 
 def dead_letter_json(d: Delivery, n: Notification) -> dict:
-    def iso(value):
-        value = aware(value)
-        return value.isoformat().replace("+00:00", "Z") if value else None
-
     return {"id": d.id, "notification_id": d.notification_id, "channel": d.channel, "user": n.user_name,
             "type": n.type, "title": n.title, "attempts": d.attempts, "error": d.last_error,
             "failed_at": iso(d.updated_at), "created_at": iso(d.created_at)}

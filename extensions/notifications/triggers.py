@@ -10,15 +10,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import requests
-from sqlalchemy import Boolean, DateTime, String, column, inspect, select
-from sqlalchemy import table as sa_table
 
+from learnhub.course_roles import LEARNER, group_name
 from learnhub.event_feed import EventFeed, RetryLater
 from learnhub.event_schemas import Verb
+from learnhub.hubapi import APIClientError, HubAPI, PeerUnavailable, ServiceAPI
 from learnhub.models import Event
-from learnhub.timeutil import as_utc as aware
-from learnhub.timeutil import utcnow
+from learnhub.timeutil import iso, parse_iso, utcnow
 
 from .outbox import NewNotification, Outbox
 
@@ -45,25 +43,19 @@ class StaticRecipients(RecipientResolver):
 
 
 class HubGroupRecipients(RecipientResolver):
-    """Members of the hub group ``course-<id>-learners`` (which the courses service keeps in sync),
+    """The learners of a course: members of its hub group (which the courses service keeps in sync),
     read with the service's own token (it holds ``read:groups``)."""
 
-    def __init__(self, hub_api_url: str, api_token: str, template: str = "course-{course_id}-learners",
-                 timeout: float = 10):
-        self.hub_api_url, self.api_token, self.template, self.timeout = hub_api_url.rstrip("/"), api_token, template, timeout
+    def __init__(self, hub_api: HubAPI):
+        self.hub_api = hub_api
 
     def learners(self, course_id):
-        group = self.template.format(course_id=course_id)
-        response = requests.get(f"{self.hub_api_url}/groups/{group}", timeout=self.timeout,
-                                headers={"Authorization": f"token {self.api_token}"})
-        if response.status_code == 404:
-            return []  # no such group: nobody enrolled yet
-        if 400 <= response.status_code < 500:
+        try:
+            return self.hub_api.group_members_sync(group_name(course_id, LEARNER)) or []
+        except APIClientError as exc:
             # Our token may not read it: retrying will not help, and must not stall the triggers.
-            log.warning("cannot read hub group %s: %s", group, response.status_code)
+            log.warning("cannot read the learners of %s: %s", course_id, exc)
             return []
-        response.raise_for_status()  # 5xx: RequestException, the caller retries later
-        return list(response.json().get("users", []))
 
 
 # -- event-log triggers ---------------------------------------------------------------------
@@ -159,7 +151,7 @@ class EventTriggers:
             nonlocal queued
             try:
                 items = handlers[Verb(event.verb)](event)
-            except requests.RequestException as exc:
+            except PeerUnavailable as exc:
                 # Membership unknown right now: the feed stops here and starts with this event next time.
                 raise RetryLater(f"cannot resolve recipients yet ({type(exc).__name__})") from exc
             for item in items:
@@ -196,26 +188,22 @@ class StaticDueDates(DueDateSource):
         return [i for i in self.items if start <= i.due <= end]
 
 
-class CourseTablesDueDates(DueDateSource):
-    """Released assignments' due dates from the courses service's ``course_assignments`` table,
-    read with plain SQL (no import of its code); nothing if the table does not exist."""
+class CoursesServiceDueDates(DueDateSource):
+    """Released assignments' due dates from the courses service (``GET api/schedule``, which this
+    service's token may read: ``custom:learnhub:courses:read``)."""
 
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, courses: ServiceAPI):
+        self.courses = courses
 
     def due_between(self, start, end):
-        if not inspect(self.engine).has_table("course_assignments"):
-            return []
-        # A lightweight table description (not the courses service's model): typed columns make
-        # datetimes bind and compare the same way they were stored, on SQLite and PostgreSQL.
-        table = sa_table("course_assignments", column("course_id", String()), column("id", String()),
-                         column("title", String()), column("due", DateTime(timezone=True)),
-                         column("released", Boolean()))
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(table.c.course_id, table.c.id, table.c.title, table.c.due).where(
-                table.c.released.is_(True), table.c.due.is_not(None), table.c.due >= start,
-                table.c.due <= end)).all()
-        return [DueItem(r[0], r[1], r[2], aware(r[3])) for r in rows]
+        items, params = [], {"due_after": iso(start), "due_before": iso(end), "limit": 200}
+        while True:
+            page = self.courses.request_sync("GET", "schedule", params=params)
+            items += [DueItem(i["course_id"], i["assignment_id"], i["title"], parse_iso(i["due"]))
+                      for i in page["items"] if i.get("due")]
+            if not page.get("next"):
+                return items
+            params["cursor"] = page["next"]
 
 
 class DueSoonScheduler:

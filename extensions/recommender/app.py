@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from pathlib import Path
-from urllib.parse import quote
 
 from tornado.ioloop import IOLoop
 from traitlets import Float, Integer, List, Type, Unicode, default
 
+from learnhub.hubapi import APIClientError, PeerUnavailable
 from learnhub.service import ServiceApp
 
 from . import handlers
@@ -117,22 +116,14 @@ class RecommenderService(ServiceApp):
     # -- hub look-ups --------------------------------------------------------------------------
 
     async def fetch_group_users(self, group: str) -> list[str] | None:
-        """Members of a hub group (the service holds read:groups); None when there is no such group."""
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-
+        """Members of a hub group (the service holds read:groups); None when there is no such group
+        or the hub cannot say."""
         try:
-            response = await AsyncHTTPClient().fetch(
-                f"{self.hub_api_url}/groups/{quote(group)}",
-                headers={"Authorization": f"token {self.api_token}"}, request_timeout=10)
-        except HTTPClientError as exc:
-            if exc.code == 404:
-                return None
+            members = await self.hub_api.group_members(group)
+        except (APIClientError, PeerUnavailable) as exc:
             self.log.warning("could not read group %s from the hub: %s", group, exc)
             return None
-        except OSError as exc:
-            self.log.warning("could not read group %s from the hub: %s", group, exc)
-            return None
-        return sorted(json.loads(response.body).get("users", []))
+        return sorted(members) if members is not None else None
 
     # -- routes --------------------------------------------------------------------------------
 

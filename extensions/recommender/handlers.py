@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from tornado.ioloop import IOLoop
 
-from learnhub.service import APIError, APIHandler, course_role_from_groups
+from learnhub.course_roles import LEARNER, STAFF, group_name, role_in, roles_from_groups
+from learnhub.service import APIError, APIHandler
 
 from .engine import KINDS, UnknownCourse
-
-STAFF = ("instructor", "ta")
 
 
 def _int_arg(handler, name: str, default: int, low: int, high: int) -> int:
@@ -65,7 +64,7 @@ class RecommenderHandler(APIHandler):
             raise APIError(403, f"Seeing another learner's data needs the role instructor or ta in course "
                                 f"{course!r}.", {"course": course, "your_role": role})
         groups = await self.service.fetch_user_groups(user)
-        if course_role_from_groups(groups, course) != "learner":
+        if role_in(groups, course) != LEARNER:
             raise APIError(403, f"{user!r} is not a learner of course {course!r}.",
                            {"course": course, "user": user})
         return user, False
@@ -80,13 +79,9 @@ class RecommenderHandler(APIHandler):
         return await self.service.fetch_user_groups(user)
 
 
-def _courses_in(groups, suffixes=("learners",)) -> list[str]:
-    out = []
-    for g in groups or ():
-        for suffix in suffixes:
-            if g.startswith("course-") and g.endswith(f"-{suffix}"):
-                out.append(g[len("course-"):-len(suffix) - 1])
-    return sorted(set(out))
+def _courses_in(groups, roles=(LEARNER,)) -> list[str]:
+    """The courses in which the hub groups ``groups`` give one of ``roles``."""
+    return sorted(course for course, role in roles_from_groups(groups).items() if role in roles)
 
 
 class RecommendationsHandler(RecommenderHandler):
@@ -104,7 +99,7 @@ class RecommendationsHandler(RecommenderHandler):
                            {"course": course})
         groups = await self.groups_of(user, is_self)
         if kind == "course":
-            courses = _courses_in(groups, ("learners", "tas", "instructors"))
+            courses = _courses_in(groups, (LEARNER, *STAFF))
         else:
             courses = _courses_in(groups)
         try:
@@ -129,7 +124,7 @@ class MasteryHandler(RecommenderHandler):
     async def class_view(self, course: str):
         limit = _int_arg(self, "limit", 100, 1, 500)
         start = _int_arg(self, "cursor", 0, 0, 10**9)
-        learners = await self.service.fetch_group_users(f"course-{course}-learners") or []
+        learners = await self.service.fetch_group_users(group_name(course, LEARNER)) or []
         page = learners[start:start + limit]
         items = await self.run(self.rec.mastery_many, page, course)
         nxt = str(start + limit) if start + limit < len(learners) else None

@@ -48,7 +48,7 @@ def configure_nbgrader(c) -> None:
     """Point nbgrader's ExchangeFactory at learnhub's HTTP exchange, with learnhub's layout
     ``<course>/<assignment>/`` for fetched assignments (used by the shipped nbgrader_config.py)."""
     for trait, cls in EXCHANGE_CLASSES.items():
-        setattr(c.ExchangeFactory, trait, f"learnhub.extensions.courses.exchange.{cls}")
+        setattr(c.ExchangeFactory, trait, f"learnhub.extensions.singleuser.exchange.{cls}")
     # The layout the server extension's fetch and submit use and activity.course_of reads back.
     c.Exchange.path_includes_course = True
 

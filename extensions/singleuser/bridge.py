@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -19,13 +18,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from learnhub.course_roles import roles_from_groups
+
 #: The learnhub services the frontend may reach through this server.
 SERVICES = ("courses", "feedback", "recommender", "notifications", "analytics")
 
-#: Course roles, weakest first: a user with several roles in one course gets the strongest.
-ROLE_RANK = {"learner": 1, "ta": 2, "instructor": 3}
-_GROUP = re.compile(r"^course-(?P<course>.+)-(?P<role>learners|tas|instructors)$")
-_GROUP_ROLE = {"learners": "learner", "tas": "ta", "instructors": "instructor"}
 
 #: Response headers of a service that mean something to the browser.
 RELAYED_HEADERS = ("Retry-After", "X-Request-Id", "Content-Disposition")
@@ -66,16 +63,8 @@ class Relayed:
 
 
 def course_roles(groups) -> dict[str, str]:
-    """``{course id: role}`` from hub groups ``course-<id>-learners|-tas|-instructors``; strongest role wins."""
-    roles: dict[str, str] = {}
-    for group in groups or ():
-        match = _GROUP.match(group)
-        if not match:
-            continue
-        course, role = match["course"], _GROUP_ROLE[match["role"]]
-        if ROLE_RANK[role] > ROLE_RANK.get(roles.get(course, ""), 0):
-            roles[course] = role
-    return dict(sorted(roles.items()))
+    """``{course id: role}`` from the user's hub course groups; strongest role wins."""
+    return dict(sorted(roles_from_groups(groups).items()))
 
 
 def relayed_or_unavailable(service: str, status: int, body: bytes, content_type: str,

@@ -1,6 +1,6 @@
 """nbgrader's fetch and submit over learnhub's HTTP exchange, for the server extension's endpoints.
 
-The classes of :mod:`learnhub.extensions.courses.exchange` do the work (the same code the
+The classes of :mod:`.exchange` do the work (the same code the
 ``nbgrader fetch_assignment`` and ``nbgrader submit`` commands run, with the configuration the shipped
 ``jupyter-config/nbgrader_config.py`` gives them). The subclasses here change only what a web API needs:
 a refusal of the courses service keeps its HTTP status and JSON body (nbgrader's CLI turns it into a
@@ -20,9 +20,8 @@ from nbgrader.exchange.abc import ExchangeError
 from traitlets.config import Config
 from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
 
-from learnhub.extensions.courses.exchange import ExchangeFetchAssignment, ExchangeSubmit
-
 from .bridge import Relayed, ServiceUnavailable, relayed_or_unavailable
+from .exchange import ExchangeFetchAssignment, ExchangeSubmit
 
 
 class Refused(ExchangeError):

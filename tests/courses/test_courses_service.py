@@ -507,7 +507,8 @@ def test_group_mirroring_is_reconciled_after_a_failure(hub, people):
     import asyncio
 
     from learnhub.extensions.courses.app import CoursesService
-    from learnhub.extensions.courses.hubgroups import HubGroups
+    from learnhub.extensions.courses.hubgroups import CourseGroupMirror
+    from learnhub.hubapi import HubAPI
 
     # An enrollment made while the hub cannot be reached still stands; mirroring reports failure.
     away = CoursesService(db_url=hub.db_url, api_token="unused", hub_api_url="http://127.0.0.1:9/hub/api")
@@ -522,7 +523,7 @@ def test_group_mirroring_is_reconciled_after_a_failure(hub, people):
     people.token("rc-stray")
     hub.hub_api("POST", "/groups/course-rc-course-learners").raise_for_status()
     hub.hub_api("POST", "/groups/course-rc-course-learners/users", json={"users": ["rc-stray"]}).raise_for_status()
-    groups = HubGroups(hub.url + "/hub/api", hub.admin_token)
+    groups = CourseGroupMirror(HubAPI(hub.url + "/hub/api", hub.admin_token))
     changes = asyncio.run(groups.reconcile({"rc-course": {"rc-ann": "learner"}}))
     assert changes == 2
     assert hub.hub_api("GET", "/groups/course-rc-course-learners").json()["users"] == ["rc-ann"]

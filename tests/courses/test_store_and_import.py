@@ -104,7 +104,7 @@ def test_singleuser_config_enables_the_extension_and_the_http_exchange(tmp_path)
     out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "learnhub.extensions.courses.exchange.ExchangeSubmit"]
+    assert out.stdout.split() == ["True", "learnhub.extensions.singleuser.exchange.ExchangeSubmit"]
 
 
 def test_course_import_cli_says_what_is_wrong(tmp_path, db_url):

@@ -298,16 +298,18 @@ def test_at_most_once_mode_dead_letters_an_interrupted_attempt(make_engine, send
     assert sendgrid_server.requests == []
 
 
-def test_service_reads_its_config_file_and_writes_no_key_until_needed(tmp_path, db_url, monkeypatch):
+def test_service_reads_learnhub_config_and_writes_no_key_until_needed(tmp_path, db_url, monkeypatch):
+    """The service loads the data dir's learnhub_config.py, as the hub does; channels are named by
+    entry point (``sendgrid``) or by import path, as JupyterHub names spawners."""
     from learnhub.extensions.notifications import NotificationsService
 
-    (tmp_path / "notifications_config.py").write_text(
+    (tmp_path / "learnhub_config.py").write_text(
         "c.NotificationsService.channel_classes = {'in_app': "
-        "'learnhub.extensions.notifications.channels.inapp.InAppChannel', 'email': "
-        "'learnhub.extensions.notifications.channels.sendgrid.SendGridChannel'}\n"
+        "'learnhub.extensions.notifications.channels.inapp.InAppChannel', 'email': 'sendgrid'}\n"
         "c.SendGridChannel.api_key = 'SG.x'\nc.Sender.max_attempts = 3\n")
     monkeypatch.delenv("LEARNHUB_NOTIFICATIONS_KEY", raising=False)
-    monkeypatch.delenv("LEARNHUB_NOTIFICATIONS_CONFIG", raising=False)
+    monkeypatch.delenv("LEARNHUB_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
     service = NotificationsService(db_url=db_url, data_dir=str(tmp_path), api_token="unused")
     service.initialize([])
     try:
@@ -319,31 +321,6 @@ def test_service_reads_its_config_file_and_writes_no_key_until_needed(tmp_path, 
         assert (tmp_path / "notifications.key").stat().st_mode & 0o777 == 0o600
     finally:
         service.engine.dispose()
-
-
-def test_due_dates_from_the_courses_tables(make_engine, db_session_factory, db_engine):
-    from learnhub.extensions.notifications.triggers import CourseTablesDueDates
-    from sqlalchemy import text
-
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    with db_engine.begin() as conn:
-        conn.execute(text("INSERT INTO courses (id, title, description, level, tags, prerequisites, status, "
-                          "open_enrollment, created_at, updated_at) VALUES ('py101', 'Python', '', 'beginner', "
-                          "'[]', '[]', 'published', true, :now, :now)"), {"now": now})
-    from sqlalchemy import Boolean, DateTime, Integer, JSON, String, column, table
-    assignments = table("course_assignments", column("course_id", String()), column("id", String()),
-                        column("title", String()), column("position", Integer()),
-                        column("due", DateTime(timezone=True)), column("hard_deadline", Boolean()),
-                        column("difficulty", Integer()), column("released", Boolean()),
-                        column("release_files", JSON()))
-    with db_engine.begin() as conn:
-        for id_, due, released in (("a1", now + timedelta(hours=3), True), ("a2", now + timedelta(hours=3), False),
-                                   ("a3", now + timedelta(days=3), True), ("a4", now - timedelta(hours=1), True)):
-            conn.execute(assignments.insert().values(course_id="py101", id=id_, title=id_.upper(), position=0,
-                                                     due=due, hard_deadline=False, difficulty=1,
-                                                     released=released, release_files=[]))
-    items = CourseTablesDueDates(db_engine).due_between(now, now + timedelta(hours=24))
-    assert [(i.assignment_id, i.due) for i in items] == [("a1", now + timedelta(hours=3))]
 
 
 def test_first_run_skips_old_history(make_engine, db_session_factory):

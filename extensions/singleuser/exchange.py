@@ -1,9 +1,11 @@
 """nbgrader exchange over HTTP: the courses service instead of a shared directory.
 
-Configure nbgrader with (the single-user extension's ``nbgrader_config.py`` does)::
+The client side of the exchange, run in learners' and instructors' own servers (by nbgrader's CLI,
+its Assignments panel and Formgrader, and by this extension's fetch and submit): it imports nothing of
+the courses service. Configure nbgrader with (the shipped ``jupyter-config/nbgrader_config.py`` does)::
 
-    c.ExchangeFactory.exchange = "learnhub.extensions.courses.exchange.HTTPExchange"
-    c.ExchangeFactory.release_assignment = "learnhub.extensions.courses.exchange.ExchangeReleaseAssignment"
+    c.ExchangeFactory.exchange = "learnhub.extensions.singleuser.exchange.HTTPExchange"
+    c.ExchangeFactory.release_assignment = "learnhub.extensions.singleuser.exchange.ExchangeReleaseAssignment"
     ... (fetch_assignment, submit, collect, list, release_feedback, fetch_feedback)
 
 Every call carries the user's own JupyterHub token (``JUPYTERHUB_API_TOKEN`` in a single-user
