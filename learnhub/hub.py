@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .config import AUTHENTICATORS, SPAWNERS, LearnhubSettings
+from .hub_events import HubEventRecorder
 
 #: learnhub's own permissions, checked by its services (JupyterHub custom scopes).
 CUSTOM_SCOPES = {
@@ -186,6 +187,11 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.DockerSpawner.remove = True
         c.DockerSpawner.notebook_dir = "/home/jovyan/work"
         c.DockerSpawner.volumes = {"learnhub-user-{username}": "/home/jovyan/work"}
+
+    # Logins and server starts go to the event log (analytics' platform report counts them).
+    recorder = HubEventRecorder(settings.db_url)
+    c.Authenticator.post_auth_hook = recorder.post_auth_hook
+    c.Spawner.pre_spawn_hook = recorder.pre_spawn_hook
 
     c.JupyterHub.services = service_specs(settings)
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES

@@ -9,6 +9,7 @@ from tornado import websocket
 
 from learnhub.course_roles import INSTRUCTOR
 from learnhub.db import session_scope
+from learnhub.events import Verb, record
 from learnhub.models import new_id
 from learnhub.service import APIError, APIHandler, APIWebSocketHandler
 
@@ -77,6 +78,8 @@ class ReadHandler(APIHandler):
                     raise APIError(404, "No such notification.")
                 if n.read_at is None:
                     n.read_at = self.service.now()
+                    record(session, user, Verb.NOTIFICATION_READ, "notification", n.id, source="notifications",
+                           result={"type": n.type}, id=f"read:{n.id}")
                 return notification_json(n)
 
         self.write_json(await asyncio.get_running_loop().run_in_executor(None, work))

@@ -28,7 +28,7 @@ import random
 import socket
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
@@ -36,6 +36,7 @@ from traitlets import Bool, Float, Integer
 from traitlets.config import LoggingConfigurable
 
 from learnhub.db import session_scope
+from learnhub.events import Verb, record
 from learnhub.timeutil import as_utc as aware
 from learnhub.timeutil import iso, utcnow
 
@@ -56,6 +57,14 @@ class _Job:
     ids: list
     channel: str
     message: OutgoingMessage
+    #: (notification id, its user, its type) of every delivery in the job
+    notifications: list = field(default_factory=list)
+
+
+def record_sent(session, notification_id: str, user: str, type_: str, channel: str, delivery_id) -> None:
+    """The ``notification-sent`` event of one delivery (its id from the delivery's: recorded once)."""
+    record(session, user, Verb.NOTIFICATION_SENT, "notification", notification_id,
+           result={"channel": channel, "type": type_}, source="notifications", id=f"sent:{delivery_id}")
 
 
 class Sender(LoggingConfigurable):
@@ -174,6 +183,7 @@ class Sender(LoggingConfigurable):
                 for d, n in wanted:
                     channel.deliver(session, n, now)
                     self._finish(d, SENT, now)
+                    record_sent(session, n.id, n.user_name, n.type, channel_name, d.id)
                     delivered_in_app.append((n.user_name, notification_json(n)))
             else:
                 from .preferences import quiet_until
@@ -196,7 +206,8 @@ class Sender(LoggingConfigurable):
                         self._finish(d, DEAD, now, error=str(exc))
                     self.log.error("notification %s dead-lettered: %s", wanted[0][1].id, exc)
                     return
-                job = _Job([d.id for d, _ in wanted], channel_name, message)
+                job = _Job([d.id for d, _ in wanted], channel_name, message,
+                           [(n.id, n.user_name, n.type) for _, n in wanted])
         for user, payload in delivered_in_app:
             for listener in self.listeners:
                 try:
@@ -241,6 +252,8 @@ class Sender(LoggingConfigurable):
             if result.rowcount != len(job.ids):
                 # Our lease ran out mid-send and someone else took the row: a duplicate is possible.
                 self.log.error("deliveries %s: lease lost during send (raise Sender.lease_seconds)", job.ids)
+            for delivery_id, (notification_id, user, type_) in zip(job.ids, job.notifications):
+                record_sent(session, notification_id, user, type_, job.channel, delivery_id)
         self.log.info("sent %s via %s (%s)", job.message.type, job.channel, job.message.idempotency_key)
 
     def _record_failure(self, ids: list[int], exc: DeliveryError) -> None:
