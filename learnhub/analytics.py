@@ -21,6 +21,8 @@ from typing import Any, Iterable
 import pandas as pd
 import requests
 
+from .event_schemas import Verb
+
 
 class AnalyticsError(RuntimeError):
     """The analytics service said no (``status``, ``message`` and ``details`` from its JSON error)."""
@@ -115,12 +117,12 @@ class Client:
         if events.empty:
             return pd.DataFrame(columns=["events", "active_days", "submissions", "mean_score_pct",
                                          "last_active", "risk", "reasons"])
-        graded = events[events.verb == "graded"].copy()
+        graded = events[events.verb == Verb.GRADED].copy()
         graded["pct"] = 100 * graded.score.astype(float) / graded.max_score.astype(float)
         table = events.groupby("actor").agg(events=("id", "size"),
                                             active_days=("time", lambda t: t.dt.date.nunique()),
                                             last_active=("time", "max"))
-        table["submissions"] = events[events.verb == "submitted"].groupby("actor").size()
+        table["submissions"] = events[events.verb == Verb.SUBMITTED].groupby("actor").size()
         table["mean_score_pct"] = graded.groupby("actor").pct.mean()
         risk = pd.DataFrame(self.report(course_id)["at_risk"])
         if not risk.empty:

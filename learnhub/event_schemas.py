@@ -323,3 +323,21 @@ def make_event(actor: str, verb: Verb | str, object_type: str, object_id: str, *
     if context:
         event["context"] = context
     return event
+
+
+@dataclass(frozen=True)
+class EventContract:
+    """What one component writes to the event log and what it reads from it, by verb.
+
+    Every component declares one (``EVENTS`` in its package); ``tests/core/test_event_contract.py``
+    lists them as one table, fails when a component waits for a verb nobody writes or writes one the
+    vocabulary does not have, and checks each declaration against the component's code.
+    """
+
+    component: str
+    #: the ``context.source`` of the events it writes
+    source: str
+    produces: tuple[Verb, ...] = ()
+    consumes: tuple[Verb, ...] = ()
+    #: why, where it is not obvious (shown in the table)
+    notes: str = ""

@@ -13,11 +13,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import db as lhdb
-from .event_schemas import Verb
+from .event_schemas import EventContract, Verb
 from .events import record
 
 log = logging.getLogger("learnhub.hub_events")
 SOURCE = "hub"
+
+EVENTS = EventContract("hub", SOURCE, produces=(Verb.LOGGED_IN, Verb.SERVER_SPAWNED),
+                       notes="JupyterHub hooks installed by learnhub.hub.configure_hub")
 
 
 class HubEventRecorder:
@@ -30,6 +33,11 @@ class HubEventRecorder:
         self.db_url = db_url
         self._sessions = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learnhub-hub-events")
+
+    def __deepcopy__(self, memo):
+        # traitlets deep-copies config values (our hooks are bound methods of this object): there is
+        # one recorder per hub, with its thread and its database engine, never a copy.
+        return self
 
     def _session_factory(self):
         if self._sessions is None:

@@ -1,6 +1,17 @@
 """The courses hub service: course catalogue, enrollment, learner profiles and the HTTP exchange for nbgrader."""
 from __future__ import annotations
 
+from learnhub.event_schemas import EventContract, Verb
+
+# What this service writes to and reads from the event log (tests/core/test_event_contract.py).
+EVENTS = EventContract(
+    "courses service", "courses",
+    produces=(Verb.COURSE_CREATED, Verb.COURSE_UPDATED, Verb.COURSE_DELETED, Verb.COURSE_IMPORTED, Verb.ENROLLED,
+              Verb.UNENROLLED, Verb.PROFILE_UPDATED, Verb.RELEASED, Verb.UNRELEASED, Verb.FETCHED, Verb.SUBMITTED,
+              Verb.COLLECTED, Verb.FEEDBACK_RELEASED, Verb.FEEDBACK_FETCHED),
+    consumes=(Verb.GRADED, Verb.GRADING_FAILED),
+    notes="keeps the autograding outcome on its submissions (grades.GradeRecorder)")
+
 __all__ = ["CoursesService"]
 
 

@@ -1,6 +1,15 @@
 """The feedback hub service: submissions, live autograding feedback and help requests."""
 from __future__ import annotations
 
+from learnhub.event_schemas import EventContract, Verb
+
+# What this service writes to and reads from the event log (tests/core/test_event_contract.py).
+EVENTS = EventContract(
+    "feedback service", "feedback",
+    produces=(Verb.GRADED, Verb.GRADING_FAILED, Verb.ASKED_HELP, Verb.ANSWERED_HELP),
+    consumes=(Verb.SUBMITTED,),
+    notes="grades the submissions the courses service records (intake.GradingIntake)")
+
 __all__ = ["FeedbackService"]
 
 

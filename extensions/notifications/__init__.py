@@ -1,6 +1,15 @@
 """The notifications hub service: in-app, email and SMS notifications with user preferences."""
 from __future__ import annotations
 
+from learnhub.event_schemas import EventContract, Verb
+
+# What this service writes to and reads from the event log (tests/core/test_event_contract.py).
+EVENTS = EventContract(
+    "notifications service", "notifications",
+    produces=(Verb.NOTIFICATION_SENT, Verb.NOTIFICATION_READ),
+    consumes=(Verb.RELEASED, Verb.GRADED, Verb.FEEDBACK_RELEASED, Verb.ANSWERED_HELP, Verb.RECOMMENDED),
+    notes="turns them into notifications (triggers.EventTriggers)")
+
 __all__ = ["NotificationsService"]
 
 

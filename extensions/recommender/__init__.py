@@ -1,6 +1,14 @@
 """The recommender hub service: per-skill mastery and explained recommendations."""
 from __future__ import annotations
 
+from learnhub.event_schemas import EventContract, Verb
+
+# What this service writes to and reads from the event log (tests/core/test_event_contract.py).
+EVENTS = EventContract(
+    "recommender service", "recommender",
+    consumes=(Verb.GRADED, Verb.ENROLLED, Verb.UNENROLLED),
+    notes="learner histories for mastery and recommendations")
+
 __all__ = ["RecommenderService"]
 
 

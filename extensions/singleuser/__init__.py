@@ -25,6 +25,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from learnhub.event_schemas import EventContract, Verb
+
+# What the server extension writes to the event log (tests/core/test_event_contract.py).
+EVENTS = EventContract("single-user server", "singleuser",
+                       produces=(Verb.OPENED, Verb.SAVED, Verb.EXECUTED, Verb.ACTIVE),
+                       notes="notebook activity, through the analytics service's API (activity.py)")
+
 CONFIG_DIR = Path(__file__).resolve().with_name("jupyter-config")
 
 EXCHANGE_CLASSES = {
