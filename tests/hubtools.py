@@ -167,27 +167,31 @@ def start_server(hub: LearnhubProcess, username: str, timeout: float = 180) -> s
     raise AssertionError(f"{username}'s server was not ready within {timeout} s:\n{hub.log_tail()}")
 
 
-def write_services_config(data_dir: Path, services: list[str]) -> None:
-    """A ``learnhub_config.py`` in ``data_dir`` that starts only ``services``."""
-    (Path(data_dir) / "learnhub_config.py").write_text(
-        f"c = get_config()\nc.LearnhubSettings.services = {list(services)!r}\n")
+def write_services_config(data_dir: Path, services: list[str] | None, config: str = "") -> None:
+    """A ``learnhub_config.py`` in ``data_dir`` that starts only ``services`` (all when None), with
+    ``config`` (more lines of the same file: any learnhub, hub or service setting) after it."""
+    lines = ["c = get_config()"]
+    if services is not None:
+        lines.append(f"c.LearnhubSettings.services = {list(services)!r}")
+    (Path(data_dir) / "learnhub_config.py").write_text("\n".join(lines) + "\n" + config)
 
 
 def module_platform(tmp_path_factory, name: str, *, services: list[str] | None = None, demo: bool = False,
-                    extra_env: dict | None = None):
+                    extra_env: dict | None = None, config: str = ""):
     """``learnhub up`` for one test module, on new databases (SQLite or the PostgreSQL under test),
     stopped and dropped afterwards: ``yield from module_platform(...)`` in a module-scoped fixture.
 
     ``services`` starts only those (a ``learnhub_config.py`` in the data dir): the others' start-up
-    is not what such a module tests, and on a loaded machine a slow one makes the hub give up."""
+    is not what such a module tests, and on a loaded machine a slow one makes the hub give up.
+    ``config``: more lines of that file (channels of the notifications service, ...)."""
     from dbtools import create_database, drop_database
 
     folder = tmp_path_factory.mktemp(name)
     db_url, hub_db_url = create_database(folder, "learnhub"), create_database(folder, "hub")
     data = folder / "data"
     data.mkdir()
-    if services is not None:
-        write_services_config(data, services)
+    if services is not None or config:
+        write_services_config(data, services, config)
     running = LearnhubProcess(data, db_url, hub_db_url, demo=demo, extra_env=extra_env).start()
     try:
         yield running
