@@ -73,8 +73,8 @@ def _emit(hook: EventHook | None, event: dict) -> None:
 class PreparedAssignment:
     """An instructor's source assignment turned into nbgrader's gradebook + release, once.
 
-    Runs nbgrader's real ``generate_assignment`` (through :class:`nbgrader.apps.NbGraderAPI`)
-    in a private course directory. Keeps: the gradebook file (template, copied for every
+    Runs nbgrader's real ``generate_assignment`` (through the ``NbGraderAPI`` of a
+    :class:`learnhub.course_content.NbGraderCourse`) in a private course directory. Keeps: the gradebook file (template, copied for every
     submission), the released notebooks (hidden tests stripped: for check mode and the
     feedback), per test cell whether it has hidden tests and the instructor's hint, and
     the non-notebook files nbgrader copies next to the notebooks when autograding.
@@ -100,36 +100,32 @@ class PreparedAssignment:
         self._generate()
 
     def _generate(self) -> None:
-        from nbgrader.apps import NbGraderAPI
-        from nbgrader.coursedir import CourseDirectory
-        from traitlets.config import Config
+        from learnhub.course_content import NbGraderCourse
 
-        course = self.root / "course"
-        src = course / "source" / self.assignment_id
-        shutil.copytree(self.source_dir, src, dirs_exist_ok=True)
-        config = Config()
-        config.CourseDirectory.root = str(course)
-        config.CourseDirectory.db_url = f"sqlite:///{self.gradebook_path}"
-        coursedir = CourseDirectory(config=config)
-        api = NbGraderAPI(coursedir=coursedir, config=config)
-        result = api.generate_assignment(self.assignment_id)
+        # The course directory is nbgrader's working copy; the gradebook lives next to it, in
+        # self.root, and outlives it.
+        course = NbGraderCourse(self.root / "course", self.assignment_id, source_dir=self.source_dir,
+                                db_url=self.db_url)
+        result = course.api.generate_assignment(self.assignment_id)
         if not result.get("success"):
             raise GradingError(
                 "nbgrader generate_assignment failed for "
                 f"{self.source_dir}: {result.get('error') or result.get('log')}"
             )
-        release = course / "release" / self.assignment_id
         with Gradebook(self.db_url) as gb:
             self.has_duedate = gb.find_assignment(self.assignment_id).duedate is not None
+        # Files and notebooks are read from the instructor's folder itself: the course copy
+        # leaves out Python caches, which this engine has always shipped with the data files.
+        src = self.source_dir
         for path in sorted(src.rglob("*")):
-            if path.is_file() and not path.name.endswith(".ipynb") and ".ipynb_checkpoints" not in path.parts:
-                rel = path.relative_to(src).as_posix()
-                self.files[rel] = path.read_bytes()
+            rel = path.relative_to(src)
+            if path.is_file() and not path.name.endswith(".ipynb") and ".ipynb_checkpoints" not in rel.parts:
+                self.files[rel.as_posix()] = path.read_bytes()
         for path in sorted(src.glob("*.ipynb")):
             name = path.stem
             self.notebooks.append(name)
             source_nb = nbformat.read(path, as_version=4)
-            self.release[name] = nbformat.read(release / path.name, as_version=4)
+            self.release[name] = nbformat.read(course.release_dir / path.name, as_version=4)
             info = {}
             for cell in source_nb.cells:
                 md = cell.metadata.get("nbgrader", {})
@@ -148,7 +144,7 @@ class PreparedAssignment:
                 }
             self.cells[name] = info
         # the course copy holds the solutions; keep only what grading needs
-        shutil.rmtree(course, ignore_errors=True)
+        shutil.rmtree(course.root, ignore_errors=True)
 
     def release_sources(self, notebook: str) -> dict[str, str]:
         return {

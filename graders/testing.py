@@ -8,13 +8,14 @@ and hidden tests, a manual-graded cell, a hint in ``metadata.learnhub.hint``, a 
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from learnhub.course_content import NbGraderCourse
 
 ASSIGNMENT = "ps1"
 
@@ -199,9 +200,13 @@ def make_submission(release_dir: str | Path, variant: str, dest: str | Path, ext
 
 
 def nbgrader_course(root: str | Path, source_dir: str | Path, assignment: str = ASSIGNMENT) -> Path:
-    """A course directory with the source assignment, after real ``nbgrader generate_assignment``."""
-    root = Path(root)
-    shutil.copytree(source_dir, root / "source" / assignment, dirs_exist_ok=True)
+    """A course directory with the source assignment, after real ``nbgrader generate_assignment``.
+
+    Laid out by :class:`~learnhub.course_content.NbGraderCourse` (source copy, exchange, empty
+    gradebook); the release is made by nbgrader's own command line, which reads the
+    ``nbgrader_config.py`` written here, as the command line does in an instructor's course.
+    """
+    root = NbGraderCourse(root, assignment, source_dir=source_dir).root
     (root / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.root = %r\n" % str(root))
     run_nbgrader(root, ["generate_assignment", assignment, "--force"])
     return root
@@ -216,16 +221,11 @@ def run_nbgrader(root: Path, args: list[str]) -> subprocess.CompletedProcess:
 
 
 AUTOGRADE_SCRIPT = r"""
-import json, sys, logging
-from traitlets.config import Config
-from learnhub.course_content import use_unix_socket_kernels
-from nbgrader.apps import NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
+import json, sys
+from learnhub.course_content import NbGraderCourse
 root, assignment = sys.argv[1], sys.argv[2]
-config = Config()
-config.CourseDirectory.root = root
-use_unix_socket_kernels(config, root)
-api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+# the course directory nbgrader_course() made; its kernels on Unix sockets inside it
+api = NbGraderCourse(root, assignment).api
 out = {}
 for student in sys.argv[3:]:
     res = api.autograde(assignment, student, force=True, create=True)

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from learnhub.course_content import LEVELS, SLUG_RE
+from learnhub.course_content import LEVELS, SLUG_RE, CourseFormatError, FieldChecker, check_course_metadata
 from learnhub.events import Verb, record
 from learnhub.timeutil import iso, utcnow
 
@@ -145,58 +145,52 @@ COURSE_FIELDS = ("id", "title", "description", "level", "tags", "prerequisites",
                  "skills")
 
 
+def _field_error(error: CourseFormatError) -> CourseError:
+    """A 422 for a course field that breaks the course format's rules: the message names the field,
+    the problem and the fix; ``details.field`` is the body's field, ``details.location`` where in it."""
+    location = error.field or ""
+    field = re.match(r"[^.\[]*", location).group(0)
+    details = {"field": field}
+    if location != field:
+        details["location"] = location
+    return CourseError(422, str(error), details)
+
+
 def validate_course(body: Any, *, partial: bool) -> dict:
+    """The fields of a course to create (or, ``partial``, to change), checked.
+
+    Each field follows the rules a course.yaml follows (``learnhub.course_content.checks``);
+    which fields must be there, ``status`` and the defaults are the API's own.
+    """
     if not isinstance(body, dict):
         raise CourseError(422, "send a JSON object")
     _unknown(body, COURSE_FIELDS if not partial else [f for f in COURSE_FIELDS if f != "id"])
-    out: dict[str, Any] = {}
     if not partial:
         for key in ("id", "title"):
             if key not in body:
                 raise CourseError(422, f"{key} is required", {"field": key})
-        if not isinstance(body["id"], str) or not SLUG_RE.match(body["id"]) or len(body["id"]) > 64:
-            raise CourseError(422, "id must be a slug of at most 64 characters: lowercase letters, digits, "
-                                   "- and _ (e.g. intro-python)", {"field": "id"})
-        out["id"] = body["id"]
-    if "title" in body:
-        out["title"] = _string(body, "title", max_len=300, empty_ok=False).strip()
-    if "description" in body:
-        out["description"] = _string(body, "description", max_len=20000)
-    if "level" in body:
-        if body["level"] not in LEVELS:
-            raise CourseError(422, f"level must be one of {', '.join(LEVELS)}", {"field": "level"})
-        out["level"] = body["level"]
+    try:
+        # a skill sent without a title is titled by its id
+        checked = check_course_metadata(FieldChecker(syntax="json"), body, required_skill_fields=("id",))
+    except CourseFormatError as error:
+        raise _field_error(error) from None
+    out: dict[str, Any] = {}
+    if not partial:
+        out["id"] = checked["id"]
+    if "title" in checked:
+        out["title"] = checked["title"].strip()
+    for key in ("description", "level", "open_enrollment", "prerequisites"):
+        if key in checked:
+            out[key] = checked[key]
     if "status" in body:
         if body["status"] not in m.COURSE_STATUSES:
             raise CourseError(422, f"status must be one of {', '.join(m.COURSE_STATUSES)}", {"field": "status"})
         out["status"] = body["status"]
-    if "open_enrollment" in body:
-        if not isinstance(body["open_enrollment"], bool):
-            raise CourseError(422, "open_enrollment must be true or false", {"field": "open_enrollment"})
-        out["open_enrollment"] = body["open_enrollment"]
-    if "tags" in body:
-        out["tags"] = _string_list(body, "tags")
-    if "prerequisites" in body:
-        out["prerequisites"] = _string_list(body, "prerequisites", slug=True, max_len=128)
-    if "skills" in body:
-        skills = body["skills"]
-        if not isinstance(skills, list) or len(skills) > 500:
-            raise CourseError(422, "skills must be a list of {id, title, prerequisites}", {"field": "skills"})
-        seen, clean = set(), []
-        for skill in skills:
-            if not isinstance(skill, dict) or not isinstance(skill.get("id"), str) or not SLUG_RE.match(skill["id"]):
-                raise CourseError(422, "each skill needs an id that is a slug", {"field": "skills"})
-            _unknown(skill, ("id", "title", "prerequisites"))
-            if skill["id"] in seen:
-                raise CourseError(422, f"skill {skill['id']} is listed twice", {"field": "skills"})
-            seen.add(skill["id"])
-            title = skill.get("title", skill["id"])
-            if not isinstance(title, str) or not title.strip() or len(title) > 300:
-                raise CourseError(422, f"skill {skill['id']}: title must be a non-empty string", {"field": "skills"})
-            prereqs = _string_list({"prerequisites": skill.get("prerequisites", [])}, "prerequisites", slug=True,
-                                   max_len=128)
-            clean.append({"id": skill["id"], "title": title, "prerequisites": prereqs})
-        out["skills"] = clean
+    if "tags" in checked:
+        out["tags"] = list(dict.fromkeys(checked["tags"]))
+    if "skills" in checked:
+        out["skills"] = [{"id": s["id"], "title": s["title"] if s["title"] is not None else s["id"],
+                          "prerequisites": s["prerequisites"]} for s in checked["skills"]]
     return out
 
 

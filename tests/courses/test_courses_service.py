@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from hubtools import module_platform
 from learnhub import db as lhdb
-from learnhub.course_content import _empty_gradebook
+from learnhub.course_content import empty_gradebook
 from learnhub.extensions.singleuser import config_dir
 
 pytestmark = pytest.mark.hub
@@ -430,7 +430,7 @@ def test_nbgrader_round_trip_over_http(hub, people, tmp_path):
     course = prof.home / "course"
     shutil.copytree(REPO / "courses" / "intro-python" / "source" / "01-basics", course / "source" / "01-basics")
     (course / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'e2e'\n")
-    _empty_gradebook(course / "gradebook.db")
+    empty_gradebook(course / "gradebook.db")
     prof.nbgrader("generate_assignment", "01-basics", cwd=course)
     prof.nbgrader("release_assignment", "01-basics", cwd=course)
 
