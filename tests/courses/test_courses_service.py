@@ -23,6 +23,7 @@ from hubtools import module_platform
 from learnhub import db as lhdb
 from learnhub.course_content import empty_gradebook
 from learnhub.extensions.singleuser import config_dir
+from learnhub.events import Verb
 
 pytestmark = pytest.mark.hub
 
@@ -186,7 +187,7 @@ def test_catalogue_enrollment_groups_profile_and_progress(hub, people):
 
     # Events were appended to the event log.
     verbs = {row[0] for row in db_execute(hub, "SELECT verb FROM events WHERE course_id = 'cat-python'")}
-    assert {"x-course-created", "enrolled", "unenrolled", "x-course-updated"} <= verbs
+    assert {Verb.COURSE_CREATED, Verb.ENROLLED, Verb.UNENROLLED, Verb.COURSE_UPDATED} <= verbs
 
 
 # --------------------------------------------------------------------------- permission matrix
@@ -483,8 +484,8 @@ def test_nbgrader_round_trip_over_http(hub, people, tmp_path):
     mine = people.call("e2e-ann", "GET", "/courses/e2e/assignments").json()["items"][0]
     assert mine["status"] == "graded" and mine["score"] is not None and mine["attempts_used"] == 1
     verbs = {row[0] for row in db_execute(hub, "SELECT verb FROM events WHERE course_id = 'e2e'")}
-    assert {"x-assignment-released", "fetched", "submitted", "x-submission-collected",
-            "x-feedback-released", "x-feedback-fetched"} <= verbs
+    assert {Verb.RELEASED, Verb.FETCHED, Verb.SUBMITTED, Verb.COLLECTED, Verb.FEEDBACK_RELEASED,
+            Verb.FEEDBACK_FETCHED, Verb.GRADED} <= verbs
     # Nothing was shared on disk: each home holds only its own user's files.
     assert not (learners["e2e-bob"].home / "course").exists()
 
