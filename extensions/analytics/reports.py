@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, case, func, literal_column, or_, select, text
+from sqlalchemy import DateTime, and_, bindparam, case, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from learnhub.events import (
@@ -327,9 +327,13 @@ def grading_state(session: Session, since: datetime) -> dict:
         with session.begin_nested():
             depth = dict(session.execute(text(
                 "SELECT status, COUNT(*) FROM grading_jobs WHERE status IN ('queued', 'running') GROUP BY status")).all())
+            # Typed, because SQLite hands raw SQL's timestamps back as strings and compares them as
+            # text: the columns parse as dates, and ``since`` is bound in the format the table stores.
             latencies = session.execute(text(
                 "SELECT created_at, finished_at FROM grading_jobs WHERE finished_at IS NOT NULL "
-                "AND finished_at >= :since"), {"since": since}).all()
+                "AND finished_at >= :since").bindparams(bindparam("since", type_=DateTime(timezone=True)))
+                .columns(created_at=DateTime(timezone=True), finished_at=DateTime(timezone=True)),
+                {"since": since}).all()
     except Exception:  # no grading_jobs table in this database
         return {"queue_depth": None, "running": None, "latency_seconds": None}
     seconds = [(_utc(f) - _utc(c)).total_seconds() for c, f in latencies]

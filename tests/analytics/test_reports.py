@@ -153,3 +153,31 @@ def test_an_unknown_course_has_an_empty_report(db_session_factory):
     with lhdb.session_scope(db_session_factory) as session:
         report = reports.course_report(session, "nothing-here")
     assert report["learners"] == 0 and report["assignments"] == [] and report["at_risk"] == []
+
+
+def test_grading_latency_is_read_from_finished_grading_jobs(db_url):
+    """A job the grading queue finished is read back as a latency, on SQLite too: raw SQL there hands
+    back timestamps as strings unless the query says which columns are dates (it once failed with
+    ``'str' object has no attribute 'tzinfo'`` after the first graded submission)."""
+    from learnhub.graders.queue import JobQueue
+
+    queue = JobQueue(db_url)
+    try:
+        queue.enqueue(course_id="c1", assignment_id="a1", learner_id="ann", source_path="/nowhere",
+                      submission_blob=b"zip")
+        queue.enqueue(course_id="c1", assignment_id="a1", learner_id="bob", source_path="/nowhere",
+                      submission_blob=b"zip")
+        claim = queue.claim("worker-1")
+        assert queue.complete(claim, {"score": 1.0, "max_score": 1.0})
+        with lhdb.session_scope(queue.sessions) as session:
+            state = reports.grading_state(session, datetime.now(timezone.utc) - timedelta(hours=1))
+            platform = reports.platform_report(session)
+        assert state["queue_depth"] == 1 and state["running"] == 0
+        assert state["latency_seconds"]["count"] == 1 and state["latency_seconds"]["p50"] >= 0
+        assert platform["grading"]["latency_seconds"]["count"] == 1
+        # A job finished before the window is left out.
+        with lhdb.session_scope(queue.sessions) as session:
+            later = reports.grading_state(session, datetime.now(timezone.utc) + timedelta(minutes=1))
+        assert later["latency_seconds"]["count"] == 0
+    finally:
+        queue.engine.dispose()
