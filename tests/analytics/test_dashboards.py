@@ -354,3 +354,14 @@ async def test_dashboards_keep_their_permissions_and_send_a_strict_script_policy
     for attrs, _ in parsed.scripts:  # what the page loads is there
         if "src" in attrs:
             assert (await service(attrs["src"].removeprefix(PREFIX.rstrip("/")))).code == 200, attrs["src"]
+
+
+def test_bars_of_several_series_stand_side_by_side_within_their_day():
+    """Placed explicitly: with a single day Plotly's grouping would draw the series over each other."""
+    report = {key: {"daily": {"2026-03-02": n}} for key, n in
+              (("servers_spawned", 2), ("submissions", 4), ("graded", 4))}
+    traces = charts.platform_load(report)["figure"]["data"]
+    spans = sorted((t["offset"], t["offset"] + t["width"]) for t in traces)
+    assert len(spans) == 3 and spans[0][0] >= -charts.DAY_MS / 2 and spans[-1][1] <= charts.DAY_MS / 2
+    assert all(left[1] <= right[0] + 1e-6 for left, right in zip(spans, spans[1:]))
+    assert [t["y"] for t in traces] == [[2], [4], [4]]

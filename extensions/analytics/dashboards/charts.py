@@ -35,6 +35,14 @@ def _axis(title: str, **extra) -> dict:
     return {"title": {"text": title}, "automargin": True, "gridcolor": "#e5e5e5", **extra}
 
 
+def _count_axis(title: str, values, **extra) -> dict:
+    """An axis of counts from zero; with small counts, ticks on whole numbers (no "0.5 learners")."""
+    top = max([v for v in values if v is not None] + [0])
+    if top <= 8:
+        extra.setdefault("dtick", 1)
+    return _axis(title, rangemode="tozero", **extra)
+
+
 def _layout(title: str, xaxis: dict, yaxis: dict, **extra) -> dict:
     return {
         # The title at the top left, the legend (and a time axis' buttons) on a line of their own below it.
@@ -93,15 +101,17 @@ def _time_series(chart_id: str, title: str, days: list[str], series: dict[str, l
         trace = {"name": label(name), "x": days, "y": values, "marker": {"color": color},
                  "hovertemplate": f"%{{y}} {unit}<extra>{label(name)}</extra>".replace(" <", "<")}
         if kind == "bar":
-            # Bars as wide as their day (or week), shared by the series: Plotly's own width for a
-            # single bar on a date axis is 1 ms, a hairline.
-            trace.update(type="bar", width=unit_days * DAY_MS * 0.8 / len(series))
+            # Bars side by side within their day (or week), placed explicitly: Plotly's own width for
+            # a single bar on a date axis is 1 ms, a hairline, and with one day its grouping stacks
+            # the series on top of each other.
+            width = unit_days * DAY_MS * 0.8 / len(series)
+            trace.update(type="bar", width=width, offset=-unit_days * DAY_MS * 0.4 + index * width)
         else:
             trace.update(type="scatter", mode="lines+markers", line={"color": color, "width": 2})
         data.append(trace)
     layout = _layout(title, _time_axis(days, unit_days, x_title),
                      # Zooming is on time: a drag zooms the x axis only.
-                     _axis(y_title, rangemode="tozero", fixedrange=True),
+                     _count_axis(y_title, [v for values in series.values() for v in values], fixedrange=True),
                      hovermode="x unified", height=380, barmode="group", showlegend=len(series) > 1)
     if len(series) > 1:
         # Below everything: the top right holds the time buttons.
@@ -163,7 +173,8 @@ def _assignment_bars(chart_id: str, title: str, categories: list[str], rows: lis
              "hovertemplate": f"{label(name)}<br>%{{x}}: %{{y}} {unit}<extra></extra>"}
             for index, (name, values) in enumerate(rows)]
     layout = _layout(title, _axis(x_title, type="category", fixedrange=True),
-                     _axis(y_title, rangemode="tozero", fixedrange=True), barmode="group", hovermode="closest")
+                     _count_axis(y_title, [v for _, values in rows for v in values], fixedrange=True),
+                     barmode="group", hovermode="closest")
     summary = (f"Bar chart, {title}: {what} for {len(rows)} assignment{'s' if len(rows) != 1 else ''} "
                f"({', '.join(name for name, _ in rows)}). The table below lists every value.")
     return _chart(chart_id, title, data, layout, summary, filter_by="assignment")
@@ -208,7 +219,8 @@ def exercise_pass_rates(report: dict) -> dict | None:
             "y": [label(e["exercise_id"]) for e in rows], "x": [round(100 * e["pass_rate"], 1) for e in rows],
             "customdata": [[e["learners_passed"], e["learners_attempted"]] for e in rows],
             "marker": {"color": COLORS[index % len(COLORS)]},
-            "hovertemplate": "%{y}: %{x}% passed (%{customdata[0]} of %{customdata[1]} learners)<extra></extra>"})
+            # %{x} comes with the axis' "%" suffix.
+            "hovertemplate": "%{y}: %{x} passed (%{customdata[0]} of %{customdata[1]} learners)<extra></extra>"})
     layout = _layout("Pass rate per exercise",
                      _axis("Learners who passed (% of those who attempted)", range=[0, 100], ticksuffix="%",
                            fixedrange=True),
@@ -241,7 +253,7 @@ def learners_at_risk(report: dict, limit: int = 20) -> dict | None:
         if mine:
             data.append({"type": "bar", "orientation": "h", "name": name, "marker": {"color": color},
                          "y": [label(r["learner"]) for r in mine], "x": [round(100 * r["risk"], 1) for r in mine],
-                         "hovertemplate": "%{y}: %{x}% risk<extra></extra>"})
+                         "hovertemplate": "%{y}: %{x} risk<extra></extra>"})  # %{x} has the axis' "%"
     layout = _layout("Learners most at risk",
                      _axis("Estimated risk of failing or withdrawing (%)", range=[0, 100], ticksuffix="%",
                            fixedrange=True),
@@ -298,7 +310,7 @@ def busiest_courses(report: dict) -> dict | None:
              "y": [label(c["course_id"]) for c in rows], "x": [c["active_learners_7d"] for c in rows],
              "marker": {"color": COLORS[0]}, "hovertemplate": "%{y}: %{x} active learners<extra></extra>"}]
     layout = _layout("Active learners per course, last 7 days",
-                     _axis("Active learners (people)", rangemode="tozero", fixedrange=True),
+                     _count_axis("Active learners (people)", [c["active_learners_7d"] for c in rows], fixedrange=True),
                      _axis("Course", type="category", autorange="reversed", fixedrange=True),
                      hovermode="closest", height=_rows_height(len(rows)), showlegend=False, bargap=0.25)
     summary = (f"Horizontal bar chart, Active learners per course, last 7 days: {len(rows)} "
