@@ -99,7 +99,7 @@ def _time_series(chart_id: str, title: str, days: list[str], series: dict[str, l
     for index, (name, values) in enumerate(series.items()):
         color = COLORS[index % len(COLORS)]
         trace = {"name": label(name), "x": days, "y": values, "marker": {"color": color},
-                 "hovertemplate": f"%{{y}} {unit}<extra>{label(name)}</extra>".replace(" <", "<")}
+                 "hovertemplate": f"%{{y}}{' ' + unit if unit else ''}<extra>{label(name)}</extra>"}
         if kind == "bar":
             # Bars side by side within their day (or week), placed explicitly: Plotly's own width for
             # a single bar on a date axis is 1 ms, a hairline, and with one day its grouping stacks
