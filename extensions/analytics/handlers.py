@@ -12,7 +12,7 @@ from tornado.ioloop import IOLoop
 from learnhub import course_roles
 from learnhub import db as lhdb
 from learnhub.hubapi import APIClientError, PeerUnavailable
-from learnhub.service import APIError, APIHandler, BaseHandler, ServiceHubAuth
+from learnhub.service import APIError, APIHandler, BaseHandler, JSONErrorMixin, RequestIdMixin, ServiceHubAuth
 
 from . import reports
 
@@ -154,9 +154,44 @@ class DashboardHandler(AnalyticsMixin, ServiceHubAuth, BaseHandler):
     """Browser pages behind HubOAuth: log in through the hub first, like the service's home page."""
 
     def html(self, body: str, status: int = 200) -> None:
+        from .dashboards import CONTENT_SECURITY_POLICY
+
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
+        # The pages run only the service's own scripts (plotly.js and dashboards.js, from static/).
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")
         self.finish(body)
+
+
+class AssetHandler(RequestIdMixin, JSONErrorMixin, web.StaticFileHandler):
+    """``GET static/{name}``: the dashboards' scripts — plotly.js from the ``plotly`` package, and the
+    page script — served by the service itself, so that a dashboard loads nothing from another site.
+
+    Only the files named in :data:`.dashboards.ASSETS` are served. They hold no data, so they need no
+    login (the pages that use them do). The pages link them with ``?v=<hash of the content>``:
+    such a request may be cached for good (``immutable``); without it, browsers revalidate (ETag).
+    """
+
+    def initialize(self, **_kwargs):
+        super().initialize(path="/")
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        from .dashboards import asset_path
+
+        found = asset_path(path)
+        return str(found) if found else ""
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str:
+        if not absolute_path:
+            raise APIError(404, f"No such file: {self.request.path}")
+        return absolute_path
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        if self.get_cache_time(path, self.modified, self.get_content_type()):
+            self.set_header("Cache-Control", f"public, max-age={self.CACHE_MAX_AGE}, immutable")
 
 
 class DashboardIndexHandler(DashboardHandler):
@@ -184,7 +219,8 @@ class CourseDashboardHandler(DashboardHandler):
         if not self.can_read_course(course_id):
             return self.html(render_forbidden(self.current_user["name"], course_id), 403)
         report = await self.service.course_report(course_id)
-        self.html(render_course(report, self.current_user["name"]))
+        self.html(render_course(report, self.current_user["name"], self.service.prefix,
+                                assignment=self.get_argument("assignment", "")))
 
 
 class PlatformDashboardHandler(DashboardHandler):
@@ -196,4 +232,5 @@ class PlatformDashboardHandler(DashboardHandler):
 
         if not self.can_read_platform():
             return self.html(render_forbidden(self.current_user["name"], None), 403)
-        self.html(render_platform(await self.platform_report(), self.current_user["name"]))
+        self.html(render_platform(await self.platform_report(), self.current_user["name"],
+                                  self.service.prefix))
