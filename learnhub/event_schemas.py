@@ -125,8 +125,7 @@ VERB_SPECS: dict[Verb, VerbSpec] = {
     Verb.COLLECTED: VerbSpec("staff collected a submission", ("submission",), requires_context=_IN_ASSIGNMENT),
     Verb.FEEDBACK_RELEASED: VerbSpec(
         "staff released feedback on a submission", ("submission",),
-        result={"score": {"type": ["number", "null"]}, "max_score": {"type": ["number", "null"]},
-                "title": _TEXT},
+        result={"score": _NUMBER, "max_score": _NUMBER, "title": _TEXT},
         requires_context=_IN_ASSIGNMENT),
     Verb.FEEDBACK_FETCHED: VerbSpec("fetched their feedback", ("assignment",), requires_context=_IN_ASSIGNMENT),
     Verb.GRADED: VerbSpec(
@@ -305,6 +304,7 @@ def make_event(actor: str, verb: Verb | str, object_type: str, object_id: str, *
                result: dict | None = None, context: dict | None = None, source: str | None = None,
                time: datetime | None = None, id: str | None = None) -> dict:
     """A wire-format event of the current schema version; by default with a fresh id and the current time.
+    A ``result`` field whose value is None is left out (the schema types what is there).
 
     Light on purpose (no database code): single-user servers build their events with it."""
     context = dict(context or {})
@@ -318,6 +318,7 @@ def make_event(actor: str, verb: Verb | str, object_type: str, object_id: str, *
     event = {"id": id or uuid.uuid4().hex, "time": when.isoformat(),
              "actor": actor, "verb": str(verb), "object": {"type": object_type, "id": object_id},
              "schema_version": SCHEMA_VERSION}
+    result = {key: value for key, value in (result or {}).items() if value is not None}  # absent, not null
     if result:
         event["result"] = result
     if context:

@@ -70,8 +70,10 @@ class _Client:
     @staticmethod
     def _answer(url: str, status: int, body: bytes, content_type: str) -> Any:
         if status >= 400:
-            if status >= 500 and "json" not in (content_type or ""):
-                raise PeerUnavailable(url, f"HTTP {status}")
+            if "json" not in (content_type or ""):
+                # learnhub's services and the hub answer errors in JSON: an HTML page is the proxy's
+                # or the hub's own (a service not started yet, or not deployed), not the API's answer.
+                raise PeerUnavailable(url, f"HTTP {status} from something that is not the API")
             message, details = _message(body)
             raise APIClientError(status, message, url, details)
         if not body:

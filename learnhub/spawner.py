@@ -153,6 +153,12 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         env["USER"] = self.user.name
         env["HOME"] = self.sandbox_home
         env["SHELL"] = "/bin/bash"
+        # The server's own Python environment first: what it runs as commands (nbgrader runs
+        # `alembic` for its gradebook, a terminal runs `nbgrader`) is then the same installation,
+        # whether or not the hub was started from an activated virtual environment.
+        python_bin = os.path.dirname(sys.executable)
+        path = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and p != python_bin]
+        env["PATH"] = os.pathsep.join([python_bin, *path])
         return env
 
     def move_certs(self, paths):

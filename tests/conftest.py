@@ -98,3 +98,22 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+#: loggers a service's ``init_logging`` configures (JSON to stderr, no propagation)
+SERVICE_LOGGERS = ("learnhub", "tornado.access", "tornado.application", "tornado.general", "JupyterHub")
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_they_were():
+    """A service built in-process configures the process's loggers as a service process does; put
+    them back after the test, so that no test depends on which tests ran before it."""
+    import logging
+
+    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate,
+                    logging.getLogger(name).level) for name in SERVICE_LOGGERS}
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.propagate, logger.level = propagate, level

@@ -190,7 +190,9 @@ class AssignmentExchange:
         now = utcnow()
         sub = m.Submission(id=new_id(), course_id=course_id, assignment_id=assignment_id, user_name=caller.name,
                            attempt=used + 1, submitted_at=now, timestamp=nbgrader_timestamp(now), files=entries)
-        autograde = self.sources is not None and self.sources.find(course_id, assignment_id) is not None
+        # Autograded when there is an instructor source to grade against and a notebook to grade.
+        autograde = (self.sources is not None and any(path.endswith(".ipynb") for path in clean)
+                     and self.sources.find(course_id, assignment_id) is not None)
         if autograde:
             # The feedback service grades it under this id (the job's id is the submission's).
             sub.grading_job_id, sub.autograde_status = sub.id, "queued"

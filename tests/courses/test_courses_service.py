@@ -485,7 +485,7 @@ def test_nbgrader_round_trip_over_http(hub, people, tmp_path):
     assert mine["status"] == "graded" and mine["score"] is not None and mine["attempts_used"] == 1
     verbs = {row[0] for row in db_execute(hub, "SELECT verb FROM events WHERE course_id = 'e2e'")}
     assert {Verb.RELEASED, Verb.FETCHED, Verb.SUBMITTED, Verb.COLLECTED, Verb.FEEDBACK_RELEASED,
-            Verb.FEEDBACK_FETCHED, Verb.GRADED} <= verbs
+            Verb.FEEDBACK_FETCHED} <= verbs
     # Nothing was shared on disk: each home holds only its own user's files.
     assert not (learners["e2e-bob"].home / "course").exists()
 

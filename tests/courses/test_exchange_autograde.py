@@ -1,5 +1,7 @@
-"""A submission through the courses exchange is autograded: the courses service queues the grading
-job, the feedback service's workers grade it, the learner reads the result at the feedback service.
+"""A submission through the courses exchange is autograded: the courses service records it (its
+``submitted`` event says it is to be graded), the feedback service's intake queues it under the
+submission's id, its workers grade it, the learner reads the result at the feedback service and the
+courses service shows the score (from the ``graded`` event).
 
 Real parts throughout: ``learnhub up`` with the courses and feedback services, the demo course
 (its instructor source is the checkout's ``courses/intro-python``), one grading worker with
@@ -81,10 +83,16 @@ def test_exchange_submit_queues_a_grading_job_the_learner_can_read(hub):
     grading = submission["grading"]
     assert grading["status"] == "queued" and grading["id"]
 
-    # The job is in the shared queue, for this course, assignment and learner, in grade mode,
-    # against the instructor's source, with the submitted notebook as its files.
-    (job,) = db_rows(hub, "SELECT course_id, assignment_id, learner_id, mode, source_path, submission_blob "
-                          "FROM grading_jobs WHERE id = :id", id=grading["id"])
+    # The feedback service's intake queues it under the submission's id (it reads the submitted
+    # event and fetches the files from the courses service): for this course, assignment and
+    # learner, in grade mode, against the instructor's source, with the submitted notebook as its files.
+    assert grading["id"] == submission["id"]
+    deadline = time.monotonic() + 60
+    while not (jobs := db_rows(hub, "SELECT course_id, assignment_id, learner_id, mode, source_path, "
+                                    "submission_blob FROM grading_jobs WHERE id = :id", id=grading["id"])):
+        assert time.monotonic() < deadline, "the grading intake did not queue the submission"
+        time.sleep(0.2)
+    (job,) = jobs
     assert tuple(job[:4]) == (COURSE, ASSIGNMENT, "ag-ann", "grade")
     assert Path(job.source_path) == SOURCE
     with zipfile.ZipFile(io.BytesIO(bytes(job.submission_blob))) as blob:
@@ -101,8 +109,12 @@ def test_exchange_submit_queues_a_grading_job_the_learner_can_read(hub):
     assert result["tests"] and all(test["passed"] for test in result["tests"])
     assert result["score"] == sum(test["max_points"] for test in result["tests"]) > 0
     assert hub.api("GET", f"/services/feedback/api/submissions/{grading['id']}", token=other).status_code == 404
-    listed = hub.api("GET", SUBMISSIONS, token=token).json()["items"]
-    assert listed[0]["grading"] == {"id": grading["id"], "status": "graded"}
+    # The courses service learns the outcome from the graded event (its GradeRecorder).
+    deadline = time.monotonic() + 60
+    while (listed := hub.api("GET", SUBMISSIONS, token=token).json()["items"])[0]["grading"]["status"] != "graded":
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.3)
+    assert listed[0]["grading"]["score"] == result["score"] and listed[0]["grading"]["graded_at"]
     # The learner's assignment list shows it graded with the autograder's score, before any release.
     (mine,) = [a for a in hub.api("GET", f"{COURSES}/courses/{COURSE}/assignments", token=token).json()["items"]
                if a["id"] == ASSIGNMENT]

@@ -13,7 +13,6 @@ from learnhub.extensions.courses import models as m
 from learnhub.extensions.courses.demo import DEMO_FOLDER, load_demo_course
 from learnhub.extensions.courses.importer import import_course
 from learnhub.extensions.courses.store import FileStore, StoreError
-from learnhub.extensions.courses.catalog import CourseError
 
 
 def test_store_is_content_addressed_and_verified(tmp_path):

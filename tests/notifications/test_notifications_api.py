@@ -1,21 +1,17 @@
 """The notifications API through a real platform (``learnhub up``): auth, own-only reads,
-preferences validation, announcements for instructors, dead letters for admins, the live stream,
-and a graded event in the event log reaching the learner in-app. One hub for the module."""
+preferences validation, announcements for instructors, dead letters for admins, the live stream.
+One hub for the module; what people do and the notifications it causes: test_notifications_flow.py."""
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy.orm import Session
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from hubtools import module_platform
-from learnhub import db as lhdb
-from learnhub.models import Event
 
 pytestmark = [pytest.mark.hub, pytest.mark.db]  # db: run on PostgreSQL too
 API = "/services/notifications/api"
@@ -100,20 +96,3 @@ async def test_announcement_stream_read_and_dead_letters(platform):
     dead = platform.api("GET", f"{API}/dead-letters", token=platform.admin_token)
     assert dead.status_code == 200 and dead.json()["items"] == []
     assert platform.api("POST", f"{API}/dead-letters/999/retry", token=platform.admin_token).status_code == 404
-
-
-def test_graded_event_reaches_the_learner_in_app(platform):
-    engine = lhdb.make_engine(platform.db_url)
-    try:
-        with Session(engine) as session, session.begin():
-            session.add(Event(id="nf-graded-1", actor="grader", verb="graded", object_type="submission",
-                              object_id="sub-nf-1", course_id="py101", source="graders",
-                              time=datetime.now(timezone.utc), result={"score": 9, "max_score": 10},
-                              context={"learner": "nf-bob", "assignment_title": "Loops"}))
-    finally:
-        engine.dispose()
-    items = wait_for(lambda: [n for n in platform.api("GET", f"{API}/notifications?unread=1",
-                                                       token=platform.tokens["nf-bob"]).json()["items"]
-                              if n["type"] == "feedback_ready"], timeout=40)
-    assert len(items) == 1 and items[0]["title"] == "Feedback ready: Loops"
-    assert items[0]["data"]["score"] == 9
