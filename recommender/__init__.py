@@ -1,4 +1,6 @@
-"""Learning models: knowledge tracing, course and content ranking, offline evaluation. No web code."""
+"""Learning models: knowledge tracing, course and content ranking, offline evaluation. No web code.
+
+Recommendations say why as structured reasons (a code and parameters, :mod:`.reasons`), never English."""
 from .baselines import ImplicitALS, PopularityRecommender
 from .bkt import BKT
 from .next_step import rank_next_steps

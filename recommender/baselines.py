@@ -2,7 +2,8 @@
 
 They share :class:`learnhub.recommender.ranking.CourseRecommender`'s interface
 (``fit(interactions, items=None)``, ``recommend(learners, k)`` → ``learner, item, score, rank,
-reason``) so the offline evaluation can compare them like for like. Both never return an item
+reason``, the reason structured as :mod:`learnhub.recommender.reasons` says) so the offline
+evaluation can compare them like for like. Both never return an item
 the learner already interacted with.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from . import reasons as R
 from ._validation import require_columns, require_frame
 
 
@@ -86,7 +88,7 @@ class PopularityRecommender(BaseEstimator):
             seen = self.history_.get(learner, set())
             ranked = [(i, c) for i, c in self.popularity_.items() if i not in seen][:k]
             for r, (item, count) in enumerate(ranked, 1):
-                rows.append((learner, item, count / top, r, f"popular: {int(count)} learners took it"))
+                rows.append((learner, item, count / top, r, R.reason(R.POPULAR, learners=int(count))))
         return _frame(rows)
 
 
@@ -162,10 +164,10 @@ class ImplicitALS(BaseEstimator):
             idx = self.learner_index_.get(learner)
             if idx is None:  # cold start: no factors, fall back to popularity
                 scores = self.popularity_ / self.popularity_.max()
-                reason = "popular with learners (no history yet)"
+                reason = R.reason(R.POPULAR, audience="new")
             else:
                 scores = self.item_factors_ @ self.learner_factors_[idx]
-                reason = "learners with similar registrations chose it"
+                reason = R.reason(R.SIMILAR_LEARNERS)
             seen = self.history_.get(learner, set())
             order = np.argsort(-scores, kind="stable")
             r = 0
@@ -173,7 +175,9 @@ class ImplicitALS(BaseEstimator):
                 if self.items_[j] in seen:
                     continue
                 r += 1
-                rows.append((learner, self.items_[j], float(scores[j]), r, reason))
+                # a reason of its own per row: a caller changing one must not change the others
+                rows.append((learner, self.items_[j], float(scores[j]), r,
+                             {**reason, "params": dict(reason["params"])}))
                 if r == k:
                     break
         return _frame(rows)

@@ -19,6 +19,10 @@ Rules, in order of precedence (each one is why the ranking looks the way it does
 
 Difficulty and mastery share one scale in [0, 1]; difficulty may also be given as
 "beginner"/"intermediate"/"advanced" (0.25/0.5/0.75).
+
+Every row says why with a structured reason (:mod:`learnhub.recommender.reasons`): ``practice``,
+``not_started`` (a ready exercise on a skill the learner has not practised yet) or
+``prerequisite_first``, each with the due date's parameters. No English here: the service renders it.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from . import reasons as R
 from ._validation import require_columns, require_frame
 from .ranking import as_list
 
@@ -81,30 +86,60 @@ def _to_utc(value):
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def _pct(x: float) -> str:
-    return f"{round(100 * x):d}%"
+def _not_started(mastery, given) -> set:
+    """The skills the learner has not practised: ``given``, else what a mastery table says
+    (``level`` "not started", or ``attempts`` 0); a mapping of estimates says nothing."""
+    if given is not None:
+        return set(as_list(given))
+    if isinstance(mastery, pd.DataFrame):
+        if "level" in mastery.columns:
+            return set(mastery.loc[mastery["level"] == "not started", "skill"])
+        if "attempts" in mastery.columns:
+            return set(mastery.loc[pd.to_numeric(mastery["attempts"], errors="coerce") == 0, "skill"])
+    return set()
+
+
+def _due_params(due, now) -> dict:
+    """The due date's reason parameters (none for an undated exercise)."""
+    if due is None:
+        return {}
+    days = (due - now).total_seconds() / 86400.0
+    params = {"due": due.isoformat()}
+    if days < 0:
+        params["due_status"] = "past"
+    elif days < 1:
+        params["due_status"] = "today"
+    else:
+        params["due_status"] = "upcoming"
+        params["due_in_days"] = int(round(days))  # as "{days:.0f}" prints it: half to even
+    return params
 
 
 def rank_next_steps(mastery, exercises, now=None, *, target_success: float = 0.7,
                     prerequisite_threshold: float = 0.6, default_estimate: float = 0.0,
                     urgency_weight: float = 0.5, due_scale_days: float = 3.0,
-                    k: int | None = None) -> pd.DataFrame:
+                    not_started=None, k: int | None = None) -> pd.DataFrame:
     """Rank one learner's next exercises; returns a DataFrame, best first.
 
     Parameters
     ----------
     mastery : DataFrame with ``skill`` and ``estimate`` (e.g. ``KnowledgeTracer.mastery`` for one
         learner) or a mapping skill → estimate in [0, 1]. Skills missing from it count as
-        ``default_estimate`` (not started).
+        ``default_estimate``.
     exercises : DataFrame with ``exercise`` and ``skill`` (or ``skills``: list, the weakest one is
         what the exercise is ranked for), and optionally ``title``, ``difficulty``, ``prerequisites``
         (list of skills), ``due`` (datetime; naive = UTC), ``completed`` (bool).
     now : datetime for the due-date rule; default the current UTC time.
+    not_started : skills the learner has not practised yet (their reasons say so: ``not_started``,
+        ``prerequisite_started`` false). Default: from the mastery table's ``level`` or
+        ``attempts`` column; none for a mapping.
 
     Returns columns ``exercise``, ``title``, ``skill``, ``mastery``, ``p_success``, ``ready``,
-    ``due``, ``score``, ``rank``, ``reason``.
+    ``due``, ``score``, ``rank``, ``reason`` (a dict ``{"code", "params"}``,
+    :mod:`learnhub.recommender.reasons`).
     """
     est = _mastery_map(mastery)
+    fresh = _not_started(mastery, not_started)
     exercises = require_frame(exercises, "exercises")
     require_columns(exercises, ["exercise"], "exercises")
     if "skill" not in exercises.columns and "skills" not in exercises.columns:
@@ -132,32 +167,27 @@ def rank_next_steps(mastery, exercises, now=None, *, target_success: float = 0.7
         missing = [s for s in as_list(rec.get("prerequisites"))
                    if est.get(s, default_estimate) < prerequisite_threshold]
         due = _to_utc(rec.get("due"))
-        urgency, due_text = 0.0, ""
+        urgency = 0.0
         if due is not None:
             days = (due - now).total_seconds() / 86400.0
             if days >= 0:
                 urgency = math.exp(-days / due_scale_days)
-                due_text = (f"; due in {days:.0f} day{'s' if round(days) != 1 else ''}"
-                            if days >= 1 else "; due today")
-            else:
-                due_text = "; past its due date"
         title = rec.get("title") or str(rec["exercise"])
         if missing:
             first = missing[0]
-            reason = (f"first work on {first} (you are at {_pct(est.get(first, default_estimate))}); "
-                      f"this exercise needs it")
+            reason = R.reason(R.PREREQUISITE_FIRST, skill=skill, prerequisite=first,
+                              prerequisite_mastery=R.share(est.get(first, default_estimate)),
+                              prerequisite_started=first not in fresh)
+        elif skill in fresh:
+            reason = R.reason(R.NOT_STARTED, skill=skill)
         else:
-            if d - m > 0.25:
-                where = "as a stretch"
-            elif d > m:
-                where = "at the next level"
-            else:
-                where = "at your level, to consolidate"
-            reason = f"you are at {_pct(m)} on {skill}; this exercise practises {skill} {where}"
+            fit = "stretch" if d - m > 0.25 else "next_level" if d > m else "consolidate"
+            reason = R.reason(R.PRACTICE, skill=skill, mastery=R.share(m), fit=fit)
+        reason["params"].update(_due_params(due, now))
         rows.append({
             "exercise": rec["exercise"], "title": title, "skill": skill, "mastery": m,
             "p_success": p, "ready": not missing, "due": due,
-            "score": learning + urgency_weight * urgency, "reason": reason + due_text,
+            "score": learning + urgency_weight * urgency, "reason": reason,
         })
     cols = ["exercise", "title", "skill", "mastery", "p_success", "ready", "due", "score",
             "rank", "reason"]

@@ -1,21 +1,24 @@
-"""Course and content ranking with a human-readable reason for every recommendation.
+"""Course and content ranking with a structured reason for every recommendation.
 
 :class:`CourseRecommender` blends four signals, each rescaled to [0, 1] per learner so the weights
 mean the same thing for every learner:
 
 * **collaborative** — item-item cosine similarity over who interacted with what (implicit
-  feedback). Explainable: "learners who took Intro Python also took Data Analysis".
+  feedback). Explainable: ``similar_learners`` with ``because`` = the item taken that is most
+  similar ("learners who took Intro Python also took Data Analysis").
 * **content / goals** — the learner's goals (free text and goal skills) against each item's title,
-  description and tags/skills (explicit tag overlap plus TF-IDF cosine): "matches your goal: pandas".
+  description and tags/skills (explicit tag overlap plus TF-IDF cosine): ``goal_match`` with the
+  ``matched`` words ("matches your goal: pandas").
 * **level fit** — item level against the learner's level (stated in the profile, or one above the
-  highest level they completed): "at your level (intermediate)".
+  highest level they completed): ``level`` ("at your level (intermediate)").
 * **popularity** — overall, and for learners without history the items new learners start with
-  ("popular with new learners"), optionally decayed by age so a new course is not buried.
+  (``popular``, ``audience`` ``new`` or ``all``), optionally decayed by age so a new course is not buried.
 
 Hard rules: an item the learner already interacted with (or lists as completed) is never
 recommended, and with ``require_prerequisites`` an item whose prerequisites (item ids) the learner
-has not completed is not recommended either. The reason shown is that of the signal contributing
-most to the item's score.
+has not completed is not recommended either. The reason given is that of the signal contributing
+most to the item's score, as a code and parameters (:mod:`learnhub.recommender.reasons`); the
+English is the service's business.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
+from . import reasons as R
 from ._validation import require_columns, require_frame
 from .baselines import as_learner_list, check_interactions
 
@@ -152,6 +156,11 @@ def normalize_profiles(profiles) -> dict:
     return out
 
 
+def _plain(value):
+    """A numpy scalar id as the plain Python value (reasons go into JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _scaled(v: np.ndarray) -> np.ndarray:
     m = v.max() if len(v) else 0.0
     return v / m if m > 0 else np.zeros_like(v)
@@ -255,7 +264,7 @@ class CourseRecommender(BaseEstimator):
         return np.nan
 
     def _content(self, profile):
-        """Goal match per item and a reason text per item (or None)."""
+        """Goal match per item and a ``goal_match`` reason per item (or None)."""
         n = len(self.items_)
         score = np.zeros(n)
         reasons = [None] * n
@@ -268,7 +277,7 @@ class CourseRecommender(BaseEstimator):
             matched = [t for t in tags if t in goal_tags or t in goal_words]
             if matched:
                 tag_score[i] = len(matched) / max(len(goal_tags | (goal_words & set(tags))), 1)
-                reasons[i] = f"matches your goal: {', '.join(matched[:3])}"
+                reasons[i] = R.reason(R.GOAL_MATCH, matched=[str(t) for t in matched[:3]])
         text_score = np.zeros(n)
         query = " ".join([profile["goals"], *profile["skills"]]).strip()
         if query and self.vectorizer_ is not None:
@@ -282,7 +291,7 @@ class CourseRecommender(BaseEstimator):
                     if reasons[i] is None and text_score[i] > 0:
                         row = prod.getrow(i)
                         top = row.indices[np.argsort(-row.data)[:2]]
-                        reasons[i] = f"matches your goal: {', '.join(terms[top])}"
+                        reasons[i] = R.reason(R.GOAL_MATCH, matched=[str(t) for t in terms[top]])
         score = np.maximum(tag_score, _scaled(text_score))
         return score, reasons
 
@@ -293,7 +302,7 @@ class CourseRecommender(BaseEstimator):
         if profile:
             seen.update(profile["completed"])
         hist_idx = np.array([self.item_index_[i] for i in seen if i in self.item_index_], dtype=int)
-        titles = self.items_["title"].to_numpy()
+        ids = self.items_["item"].to_numpy()
         mask = np.ones(n, dtype=bool)
         mask[hist_idx] = False
         if self.require_prerequisites:
@@ -306,8 +315,7 @@ class CourseRecommender(BaseEstimator):
             sims = self.similarity_[hist_idx]  # (history, items)
             comps["cf"] = _scaled(sims.sum(axis=0))
             best = hist_idx[sims.argmax(axis=0)]
-            reasons["cf"] = [f"learners who took {titles[b]} also took {titles[i]}"
-                             for i, b in enumerate(best)]
+            reasons["cf"] = [R.reason(R.SIMILAR_LEARNERS, because=_plain(ids[b])) for b in best]
         else:
             comps["cf"] = np.zeros(n)
             reasons["cf"] = [None] * n
@@ -320,14 +328,14 @@ class CourseRecommender(BaseEstimator):
         else:
             fit = np.zeros(n)
         comps["level"] = fit
-        reasons["level"] = [f"at your level ({level_label(lv)})" for lv in levels]
+        reasons["level"] = [R.reason(R.LEVEL, level=level_label(lv)) for lv in levels]
         # popularity
         if len(hist_idx):
             comps["popularity"] = self.popularity_
-            reasons["popularity"] = ["popular with learners on the platform"] * n
+            reasons["popularity"] = [R.reason(R.POPULAR, audience="all") for _ in range(n)]
         else:
             comps["popularity"] = 0.5 * self.popularity_ + 0.5 * self.start_popularity_
-            reasons["popularity"] = ["popular with new learners"] * n
+            reasons["popularity"] = [R.reason(R.POPULAR, audience="new") for _ in range(n)]
         weights = {"cf": self.cf_weight, "content": self.content_weight,
                    "level": self.level_weight, "popularity": self.popularity_weight}
         contrib = np.vstack([weights[c] * comps[c] for c in weights])
@@ -340,11 +348,12 @@ class CourseRecommender(BaseEstimator):
                 if contrib[c, i] > 0 and reasons[names[c]][i]:
                     reason = reasons[names[c]][i]
                     break
-            out_reasons.append(reason or "new in the catalogue")
+            out_reasons.append(reason or R.reason(R.NEW_IN_CATALOGUE))
         return score, out_reasons, mask
 
     def recommend(self, learners, k: int = 10, profiles=None) -> pd.DataFrame:
-        """Top-``k`` items per learner as a DataFrame ``learner, item, score, rank, reason``.
+        """Top-``k`` items per learner as a DataFrame ``learner, item, score, rank, reason``
+        (``reason``: a dict ``{"code", "params"}``, :mod:`learnhub.recommender.reasons`).
 
         Unknown learners get cold-start recommendations (popularity with new learners, plus
         their profile's goals and level when given). ``profiles``: see :func:`normalize_profiles`.

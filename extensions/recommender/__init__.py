@@ -13,8 +13,8 @@ __all__ = ["RecommenderService"]
 
 
 def __getattr__(name: str):
-    # The application is imported on first use, so that the service's engine modules (its tables,
-    # its event listener) can be imported without tornado and the rest of the web layer.
+    # The application is imported on first use, so that the engine, its sources, the reasons'
+    # renderer and the announcer can be imported without tornado and the rest of the web layer.
     if name == "RecommenderService":
         from .app import RecommenderService
 

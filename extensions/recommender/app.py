@@ -6,13 +6,16 @@ import os
 from pathlib import Path
 
 from tornado.ioloop import IOLoop
-from traitlets import Float, Integer, List, Type, Unicode, default
+from traitlets import Bool, Float, Integer, List, Type, Unicode, default
 
 from learnhub.hubapi import APIClientError, PeerUnavailable
 from learnhub.service import ServiceApp
 
 from . import handlers
-from .engine import CourseCatalog, ProfileSource, RecommenderEngine, SharedDatabaseProfiles
+from .announcements import RecommendationAnnouncer
+from .engine import CourseLibrary, RecommenderEngine
+from .reasons import CODES as REASON_CODES, ReasonRenderer
+from .sources import CoursesServiceProfiles, CoursesServiceSchedule, ProfileSource, ScheduleSource
 
 
 class RecommenderService(ServiceApp):
@@ -65,16 +68,46 @@ class RecommenderService(ServiceApp):
         return int(os.environ.get("LEARNHUB_RECOMMENDER_MIN_FIT_ANSWERS", 500))
 
     profile_source_class = Type(
-        SharedDatabaseProfiles, klass=ProfileSource,
-        help="Where learner profiles (goals, level) come from: by default the courses service's profiles "
-        "in the shared database; ProfileSource knows none; a subclass may read them elsewhere.",
+        CoursesServiceProfiles, klass=ProfileSource,
+        help="Where learner profiles (goals, level) come from: by default the courses service's "
+        "GET profiles/{user} (over HTTP, cached 30 s); ProfileSource knows none; a subclass may read "
+        "them elsewhere (built with its for_service(service) class method).",
     ).tag(config=True)
+
+    schedule_source_class = Type(
+        CoursesServiceSchedule, klass=ScheduleSource,
+        help="Where assignments' due dates come from: by default the courses service's GET schedule?course= "
+        "(over HTTP, cached 60 s); ScheduleSource knows none (the course folders' dates stand).",
+    ).tag(config=True)
+
+    announce_recommendations = Bool(
+        help="Append a 'recommended' event when a learner's top next step in a course changes after new "
+        "grades (the notifications service notifies them). Env: LEARNHUB_RECOMMENDER_ANNOUNCE (0 turns it off)."
+    ).tag(config=True)
+
+    @default("announce_recommendations")
+    def _default_announce(self):
+        return os.environ.get("LEARNHUB_RECOMMENDER_ANNOUNCE", "1").lower() not in ("0", "false", "no", "off")
+
+    announce_interval = Float(
+        help="Seconds within which a learner gets at most one 'recommended' event per course (0: no limit; "
+        "an unchanged top item is never announced again). Env: LEARNHUB_RECOMMENDER_ANNOUNCE_INTERVAL_SECONDS."
+    ).tag(config=True)
+
+    @default("announce_interval")
+    def _default_announce_interval(self):
+        return float(os.environ.get("LEARNHUB_RECOMMENDER_ANNOUNCE_INTERVAL_SECONDS", 3600))
 
     def initialize(self, argv=None):
         super().initialize(argv)
-        self.catalog = CourseCatalog(self.course_roots)
-        self.rec_engine = RecommenderEngine(self.session_factory, self.catalog, self.profile_source_class.for_service(self),
+        self.library = CourseLibrary(self.course_roots)
+        self.reasons = ReasonRenderer(self.library)
+        self.rec_engine = RecommenderEngine(self.session_factory, self.library,
+                                            self.profile_source_class.for_service(self),
+                                            self.schedule_source_class.for_service(self),
                                             min_fit_answers=self.min_fit_answers)
+        self.announcer = RecommendationAnnouncer(self.session_factory, self.rec_engine, self.reasons,
+                                                 interval=self.announce_interval)
         self._refit_task: asyncio.Task | None = None
 
     # -- background refits ---------------------------------------------------------------------
@@ -99,6 +132,12 @@ class RecommenderService(ServiceApp):
                 await IOLoop.current().run_in_executor(None, self.rec_engine.refresh_recent)
             except Exception:
                 self.log.exception("recommender update failed")
+            if not self.announce_recommendations:
+                continue
+            try:  # after the update: the learners just graded have a fresh snapshot to rank from
+                await IOLoop.current().run_in_executor(None, self.announcer.run_once)
+            except Exception:
+                self.log.exception("announcing new recommendations failed")
 
     async def on_start(self):
         self._refit_task = asyncio.ensure_future(self._refit_loop())
@@ -149,8 +188,20 @@ class RecommenderService(ServiceApp):
                     q("user", "another learner (instructors/TAs of course=, admins)"),
                     q("limit", "1-100, default 10", type="integer"),
                 ],
-                "responses": {"200": {"description": "{user, kind, course, model, items: [{item, title, score, "
-                                                     "reason, rank, ...}], next: null}"},
+                "responses": {"200": {
+                    "description": "{user, kind, course, model, items: [{item, title, score, reason, reason_code, "
+                                   "reason_params, rank, ...}], next: null}. reason is English text; reason_code "
+                                   "and reason_params say the same as data (docs/recommender-service.md)",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "items": {"type": "array", "items": {"type": "object", "properties": {
+                            "item": {"type": "string"}, "title": {"type": "string"}, "score": {"type": "number"},
+                            "rank": {"type": "integer"},
+                            "reason": {"type": "string", "description": "why, in English"},
+                            "reason_code": {"type": "string", "enum": list(REASON_CODES),
+                                            "description": "why, as a code"},
+                            "reason_params": {"type": "object", "description": "the code's parameters, e.g. "
+                                              "practice: {skill, mastery, fit, due?, due_status?, due_in_days?}"},
+                        }}}}}}}},
                               "400": error, "401": error, "403": error, "404": error}}},
             "/api/mastery": {"get": {
                 "summary": "Per-skill mastery (estimate, level, attempts) of the caller, a learner, or a class",

@@ -1,26 +1,30 @@
 """The recommender engine: learner histories from the event log, mastery and explained recommendations.
 
-No web code (the service's handlers call it). What it reads:
+No web code (the service's handlers call it, and wires in the sources of other services' data).
+What it reads:
 
-* the event log (``learnhub.models.Event``): ``graded`` submission events the feedback service
-  appends — one answer per test in ``result["tests"]``, on the exercise with that ``grade_id``
-  in the assignment ``context["assignment"]`` — and ``enrolled``/``unenrolled`` course events
-  (the courses service);
-* course content (:class:`CourseCatalog`, course folders as :func:`learnhub.course_content.load_course`
+* the event log (``learnhub.models.Event``, the platform's shared read model): ``graded``
+  submission events the feedback service appends — one answer per test in ``result["tests"]``, on
+  the exercise with that ``grade_id`` in the assignment ``context["assignment_id"]`` — and
+  ``enrolled``/``unenrolled`` course events (the courses service);
+* course content (:class:`CourseLibrary`, course folders as :func:`learnhub.course_content.load_course`
   reads them), which says which skills each exercise practises;
-* learner profiles (goals, level) through a pluggable :class:`ProfileSource` (default: read-only from the
-  courses service's ``learner_profiles`` table in the shared database, :class:`SharedDatabaseProfiles`).
+* learner profiles (goals, level) through a :class:`~.sources.ProfileSource` and assignments' due
+  dates through a :class:`~.sources.ScheduleSource` — the service plugs in the ones that ask the
+  courses service over HTTP (:mod:`.sources`); the engine never reads another service's tables.
 
 What it learns (:meth:`RecommenderEngine.refit`, on a schedule): a
 :class:`~learnhub.recommender.KnowledgeTracer` on every answer in the log, and a
 :class:`~learnhub.recommender.CourseRecommender` on who enrolled in / worked on which course.
 The models keep no per-learner state, so every request reads that learner's history afresh:
 a new grade shows on the learner's next request, without waiting for a refit.
+
+Every recommendation says why as ``reason_code`` and ``reason_params`` (the models' structured
+reasons, :mod:`learnhub.recommender.reasons`); the English is rendered at the edge (:mod:`.reasons`).
 """
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -31,14 +35,16 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, Text, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, select
 
 from learnhub import db as lhdb
 from learnhub.course_content import COURSE_FILE, Course, CourseFormatError, load_course
 from learnhub.event_schemas import Verb
 from learnhub.models import Event
 from learnhub.recommender import CourseRecommender, KnowledgeTracer, mastery_level, rank_next_steps
+
+from .reasons import IN_CATALOGUE, STARTER
+from .sources import ProfileSource, ScheduleSource
 
 log = logging.getLogger("learnhub.recommender.engine")
 
@@ -55,7 +61,7 @@ _GRADED = func.coalesce(Event.verb, "") == Verb.GRADED
 
 
 class UnknownCourse(KeyError):
-    """A course id the catalog does not know."""
+    """A course id the course library does not know."""
 
 
 # --------------------------------------------------------------------------- course content
@@ -99,14 +105,18 @@ class CourseIndex:
         return self.by_grade_id.get(grade_id)
 
 
-class CourseCatalog:
-    """The courses the recommender knows: course folders under ``roots`` (first root wins on a
-    duplicate id), or a fixed list of :class:`Course` objects (tests, benchmarks)."""
+class CourseLibrary:
+    """The course folders the recommender knows, indexed for the engine (which exercise practises
+    which skill): folders under ``roots`` (first root wins on a duplicate id), or a fixed list of
+    :class:`Course` objects (tests, benchmarks). Not the courses service's catalogue: that one is
+    the service's database of published courses; this is the content the models need."""
 
     def __init__(self, roots: Iterable[str | Path] = (), courses: Iterable[Course] | None = None):
         self.roots = [Path(r) for r in roots]
         self._fixed = list(courses) if courses is not None else None
         self._index: dict[str, CourseIndex] = {}
+        self._skill_titles: dict[str, str] = {}
+        self._course_titles: dict[str, str] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -126,7 +136,14 @@ class CourseCatalog:
                     log.warning("skipping course folder %s: %s", folder, exc)
                     continue
                 courses.setdefault(course.id, course)
-        self._index = {cid: CourseIndex.build(c) for cid, c in courses.items()}
+        index = {cid: CourseIndex.build(c) for cid, c in courses.items()}
+        skill_titles: dict[str, str] = {}
+        for cid in sorted(index):  # skill ids are shared across courses: the first title wins
+            for skill, title in index[cid].skill_titles.items():
+                skill_titles.setdefault(skill, title)
+        self._index = index
+        self._skill_titles = skill_titles
+        self._course_titles = {cid: ix.course.title for cid, ix in index.items()}
 
     def get(self, course_id: str) -> CourseIndex:
         try:
@@ -140,8 +157,15 @@ class CourseCatalog:
     def ids(self) -> list[str]:
         return sorted(self._index)
 
+    def skill_titles(self) -> dict[str, str]:
+        """Skill id → title, across every course (what reasons show)."""
+        return self._skill_titles
+
+    def course_titles(self) -> dict[str, str]:
+        return self._course_titles
+
     def items_frame(self) -> pd.DataFrame:
-        """The course catalogue as :class:`CourseRecommender` items."""
+        """The library's courses as :class:`CourseRecommender` items."""
         rows = []
         for cid in self.ids():
             c = self._index[cid].course
@@ -152,95 +176,10 @@ class CourseCatalog:
                                            "prerequisites"])
 
 
-# --------------------------------------------------------------------------- profiles
-
-
-class ProfileSource:
-    """Where learner profiles (goals, level) come from. The default knows none.
-
-    Profiles belong to the courses service; services do not import each other's internals, so
-    a deployment plugs a subclass in (``RecommenderService.profile_source_class``) that reads them
-    over the courses service's HTTP API or a shared read-only view. ``profile`` returns a dict with
-    any of ``goals`` (text), ``skills``/``goal_skills`` (list), ``level``
-    ("beginner"/"intermediate"/"advanced"), or None.
-    """
-
-    def profile(self, learner: str) -> dict | None:
-        return None
-
-    @classmethod
-    def for_service(cls, service) -> "ProfileSource":
-        """Build one for a running recommender service (subclasses take what they need from it)."""
-        return cls()
-
-
-#: The columns of the courses service's ``learner_profiles`` this service reads — a read-only view
-#: declared here, so the recommender does not import the courses service's models.
-_PROFILES = Table("learner_profiles", MetaData(), Column("user_name", String(255), primary_key=True),
-                  Column("goals", Text), Column("goal_skills", JSON), Column("preferred_topics", JSON),
-                  Column("level", String(32)))
-
-
-_ASSIGNMENTS = Table("course_assignments", MetaData(), Column("course_id", String(128), primary_key=True),
-                     Column("id", String(128), primary_key=True), Column("due", DateTime(timezone=True)))
-
-
-class SharedDatabaseProfiles(ProfileSource):
-    """Profiles as learners set them at the courses service (``PUT profile``), read from the
-    database both services share, kept for ``ttl`` seconds so a request does not always query.
-
-    Where the courses service has its own database, the table is missing: then every learner has
-    no profile (logged once) and recommendations fall back to history and popularity.
-    """
-
-    def __init__(self, session_factory, ttl: float = 30.0):
-        self.session_factory = session_factory
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, dict | None]] = {}
-        self._missing_logged = False
-
-    @classmethod
-    def for_service(cls, service) -> "SharedDatabaseProfiles":
-        return cls(service.session_factory)
-
-    def profile(self, learner: str) -> dict | None:
-        now = time.monotonic()
-        cached = self._cache.get(learner)
-        if cached and now - cached[0] < self.ttl:
-            return cached[1]
-        try:
-            with self.session_factory() as session:
-                row = session.execute(select(_PROFILES).where(_PROFILES.c.user_name == learner)).mappings().first()
-        except SQLAlchemyError as exc:
-            if not self._missing_logged:
-                log.warning("learner profiles are not readable (%s); recommending without them", exc)
-                self._missing_logged = True
-            return None
-        found = None
-        if row is not None:
-            topics = list(row["preferred_topics"] or [])
-            found = {"goals": " ".join([row["goals"] or "", *topics]).strip(),
-                     "goal_skills": list(row["goal_skills"] or []), "level": row["level"]}
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[learner] = (now, found)
-        return found
-
-
-class StaticProfileSource(ProfileSource):
-    """Profiles from a dict (tests, and a simple way to configure a few by hand)."""
-
-    def __init__(self, profiles: dict | None = None):
-        self.profiles = dict(profiles or {})
-
-    def profile(self, learner: str) -> dict | None:
-        return self.profiles.get(learner)
-
-
 # --------------------------------------------------------------------------- histories
 
 
-def answers_from_events(rows, catalog: CourseCatalog) -> pd.DataFrame:
+def answers_from_events(rows, library: CourseLibrary) -> pd.DataFrame:
     """Answer rows (``learner, skill, correct, order, course, exercise``) from graded events.
 
     ``rows`` are ``(actor, time, course_id, result, context)`` tuples in time order. Every test
@@ -251,11 +190,11 @@ def answers_from_events(rows, catalog: CourseCatalog) -> pd.DataFrame:
     out_learner, out_skill, out_correct, out_order, out_course, out_exercise = [], [], [], [], [], []
     seq = 0
     for actor, when, course_id, result, context in rows:
-        if not course_id or course_id not in catalog or not isinstance(result, dict):
+        if not course_id or course_id not in library or not isinstance(result, dict):
             continue
         if (context or {}).get("mode", "grade") != "grade":
             continue
-        index = catalog.get(course_id)
+        index = library.get(course_id)
         assignment = (context or {}).get("assignment_id")
         base = _epoch(when)
         for test in result.get("tests") or ():
@@ -354,12 +293,14 @@ class RecommenderEngine:
     in a complete :class:`Models` at the end.
     """
 
-    def __init__(self, session_factory, catalog: CourseCatalog, profiles: ProfileSource | None = None, *,
-                 min_fit_answers: int = 500, tracer_params: dict | None = None,
-                 not_started_cap: float = 0.5, cache_size: int = 20000, precompute: bool = True):
+    def __init__(self, session_factory, library: CourseLibrary, profiles: ProfileSource | None = None,
+                 schedule: ScheduleSource | None = None, *, min_fit_answers: int = 500,
+                 tracer_params: dict | None = None, not_started_cap: float = 0.5, cache_size: int = 20000,
+                 precompute: bool = True):
         self.sessions = session_factory
-        self.catalog = catalog
+        self.library = library
         self.profiles = profiles or ProfileSource()
+        self.schedule = schedule or ScheduleSource()
         self.min_fit_answers = min_fit_answers
         self.tracer_params = dict(tracer_params or {})
         self.not_started_cap = not_started_cap
@@ -367,7 +308,6 @@ class RecommenderEngine:
         self.precompute = precompute
         self._cache: OrderedDict = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._due_cache: dict[str, tuple[float, dict]] = {}
         self._fit_lock = threading.Lock()
         self.models = Models(version=0, tracer=PriorMastery(), tracer_kind="prior", courses=None,
                              fitted_at=datetime.now(timezone.utc), n_answers=0, n_learners=0,
@@ -376,12 +316,13 @@ class RecommenderEngine:
 
     # -- fitting --------------------------------------------------------------------------------
 
-    def refit(self, reload_catalog: bool = True) -> Models:
-        """Re-read the whole log, fit the models and swap them in. Returns the new models."""
+    def refit(self, reload_library: bool = True) -> Models:
+        """Re-read the whole log (and the course folders), fit the models and swap them in.
+        Returns the new models."""
         with self._fit_lock:
             started = time.perf_counter()
-            if reload_catalog:
-                self.catalog.reload()
+            if reload_library:
+                self.library.reload()
             with lhdb.session_scope(self.sessions) as session:
                 graded = session.execute(
                     select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
@@ -391,7 +332,7 @@ class RecommenderEngine:
                     select(Event.actor, Event.verb, Event.course_id)
                     .where(Event.verb.in_(ENROLL_VERBS), Event.object_type == "course")
                     .order_by(Event.time, Event.id)).all()
-            answers = answers_from_events([g[:5] for g in graded], self.catalog)
+            answers = answers_from_events([g[:5] for g in graded], self.library)
             tracer, kind = PriorMastery(), "prior"
             labels = set(answers["correct"].unique()) if len(answers) else set()
             if len(answers) >= self.min_fit_answers and labels == {0, 1}:
@@ -420,15 +361,15 @@ class RecommenderEngine:
     def _interactions(self, graded, enrolments) -> pd.DataFrame:
         state: dict[tuple[str, str], float] = {}
         for actor, verb, course in enrolments:
-            if course in self.catalog:
+            if course in self.library:
                 state[(actor, course)] = 1.0 if verb == Verb.ENROLLED else 0.0
         for actor, _when, course, _result, _context, *_ in graded:
-            if course in self.catalog:
+            if course in self.library:
                 state[(actor, course)] = 1.0
         return pd.DataFrame([(a, c, w) for (a, c), w in state.items()], columns=["learner", "item", "weight"])
 
     def _fit_courses(self, models: Models, interactions: pd.DataFrame) -> None:
-        items = self.catalog.items_frame()
+        items = self.library.items_frame()
         if len(items) == 0:
             return
         models.course_counts = (interactions[interactions["weight"] > 0].groupby("item")["learner"].size().to_dict()
@@ -476,13 +417,13 @@ class RecommenderEngine:
 
     def mastery_many(self, learners: list[str], course: str) -> list[dict]:
         """Per-skill mastery of each of ``learners`` in ``course`` (staff view of a class)."""
-        self.catalog.get(course)
+        self.library.get(course)
         events = self.events_of(list(learners))
         return [self.mastery(name, course, events=events[name]) for name in learners]
 
     def history(self, learner: str, events=None) -> pd.DataFrame:
         events = self.learner_events(learner) if events is None else events
-        return answers_from_events([e[:5] for e in events], self.catalog)
+        return answers_from_events([e[:5] for e in events], self.library)
 
     # -- mastery --------------------------------------------------------------------------------
 
@@ -503,9 +444,9 @@ class RecommenderEngine:
         by_learner = {name: idx for name, idx in hist.groupby("learner").indices.items()} if len(hist) else {}
         snapshot: dict[str, dict] = {}
         for course, learners in members.items():
-            if course not in self.catalog:
+            if course not in self.library:
                 continue
-            skills = self.catalog.get(course).skills
+            skills = self.library.get(course).skills
             learners = sorted(learners)
             rows = [by_learner[n] for n in learners if n in by_learner]
             part = hist.iloc[np.concatenate(rows)] if rows else hist.iloc[:0]
@@ -551,11 +492,11 @@ class RecommenderEngine:
                 stale[name] = (marker, evs)
         if stale:
             flat = [e[:5] for _m, evs in stale.values() for e in evs]
-            answers = answers_from_events(flat, self.catalog)
+            answers = answers_from_events(flat, self.library)
             hist = answers[["learner", "skill", "correct", "order"]]
             by_course: dict[str, set] = {}
             for name in stale:
-                courses = set(models.members.get(name, ())) | {e[2] for e in stale[name][1] if e[2] in self.catalog}
+                courses = set(models.members.get(name, ())) | {e[2] for e in stale[name][1] if e[2] in self.library}
                 models.members[name] = courses
                 for course in courses:
                     by_course.setdefault(course, set()).add(name)
@@ -564,7 +505,7 @@ class RecommenderEngine:
                 part = hist[hist["learner"].isin(names)]
                 if len(part) == 0:
                     continue
-                frame = models.tracer.mastery(part, skills=self.catalog.get(course).skills)
+                frame = models.tracer.mastery(part, skills=self.library.get(course).skills)
                 for r in frame.itertuples(index=False):
                     states.setdefault(r.learner, {})[r.skill] = (int(r.attempts), int(r.correct),
                                                                  float(r.estimate), r.level)
@@ -596,7 +537,7 @@ class RecommenderEngine:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        history = answers_from_events([e[:5] for e in events], self.catalog)
+        history = answers_from_events([e[:5] for e in events], self.library)
         frame = self._compute_mastery(models, learner, history, skills)
         states = {r.skill: (int(r.attempts), int(r.correct), float(r.estimate), r.level)
                   for r in frame.itertuples(index=False)}
@@ -624,12 +565,12 @@ class RecommenderEngine:
         of the courses they worked on. Returns a JSON-ready dict."""
         events = self.learner_events(learner) if events is None else events
         if course is not None:
-            index = self.catalog.get(course)
+            index = self.library.get(course)
             skills, titles = index.skills, index.skill_titles
         else:
             skills, titles = [], {}
-            for cid in sorted({e[2] for e in events if e[2] in self.catalog}):
-                index = self.catalog.get(cid)
+            for cid in sorted({e[2] for e in events if e[2] in self.library}):
+                index = self.library.get(cid)
                 skills += [s for s in index.skills if s not in skills]
                 titles.update(index.skill_titles)
         states = self._mastery_map(learner, skills, events)
@@ -656,11 +597,11 @@ class RecommenderEngine:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         if course is not None:
-            self.catalog.get(course)  # UnknownCourse
+            self.library.get(course)  # UnknownCourse
         if kind == "course":
             items = self._course_recommendations(learner, set(courses or ()), limit)
         else:
-            targets = [course] if course is not None else [c for c in sorted(set(courses or ())) if c in self.catalog]
+            targets = [course] if course is not None else [c for c in sorted(set(courses or ())) if c in self.library]
             events = self.learner_events(learner)
             items = []
             for cid in targets:
@@ -673,7 +614,7 @@ class RecommenderEngine:
                 "next": None}
 
     def _next_steps(self, learner, course_id, kind, events, now) -> list[dict]:
-        index = self.catalog.get(course_id)
+        index = self.library.get(course_id)
         states = self._mastery_map(learner, index.skills, events)
         estimate = {sk: states[sk][2] for sk in index.skills if sk in states}
         level = {sk: states[sk][3] for sk in index.skills if sk in states}
@@ -694,24 +635,18 @@ class RecommenderEngine:
             return []
         table = table.assign(completed=table["exercise"].map(passed.__contains__)
                              if kind == "exercise" else table["_parts"].map(passed.issuperset))
-        scheduled = self.due_dates(course_id)
-        if scheduled:  # the course's schedule as its instructors set it, not the folder's
+        scheduled = self.schedule.due_dates(course_id)
+        if scheduled:  # the course's schedule as the courses service holds it, not the folder's
             assignment = table["exercise"].str.split("/", n=1).str[0]
             table = table.assign(due=[scheduled.get(a, d) for a, d in zip(assignment, table["due"])])
-        ranked = rank_next_steps(effective, table, now=now)
+        fresh = {s for s, lv in level.items() if lv == "not started"}
+        ranked = rank_next_steps(effective, table, now=now, not_started=fresh)
         out = []
         for r in ranked.itertuples(index=False):
             skill = r.skill
-            reason = r.reason
-            if level.get(skill) == "not started" and r.ready:
-                reason = (f"you have not started {index.skill_titles.get(skill, skill)} yet; "
-                          f"this exercise introduces it") + _due_suffix(r.reason)
-            elif not r.ready:
-                reason = _PREREQ_RE.sub(lambda m: _prereq_text(m, index, level), reason)
-            if kind == "assignment":
-                reason = reason.replace("this exercise", "this assignment")
             out.append({"item": r.exercise, "title": r.title, "course": course_id,
-                        "score": round(float(r.score), 4), "reason": reason, "skill": skill,
+                        "score": round(float(r.score), 4), "reason_code": r.reason["code"],
+                        "reason_params": r.reason["params"], "skill": skill,
                         "mastery": round(float(estimate.get(skill, r.mastery)), 4),
                         "p_success": round(float(r.p_success), 4), "ready": bool(r.ready),
                         "due": r.due.isoformat() if r.due is not None and not pd.isna(r.due) else None})
@@ -721,39 +656,22 @@ class RecommenderEngine:
         models = self.models
         taken = set(enrolled) | self.learner_courses(learner)
         profile = dict(self.profiles.profile(learner) or {})
-        titles = {cid: self.catalog.get(cid).course.title for cid in self.catalog.ids()}
+        titles = self.library.course_titles()
         if models.courses is None:
             # no interactions at all yet: the catalogue, easiest first
             order = {"beginner": 0, "intermediate": 1, "advanced": 2}
-            cands = [c for c in self.catalog.ids() if c not in taken]
-            cands.sort(key=lambda c: (order.get(self.catalog.get(c).course.level, 3), c))
-            return [{"item": c, "title": titles[c], "score": 0.0, "reason": "a course to start with"
-                     if self.catalog.get(c).course.level == "beginner" else "in the catalogue"}
+            cands = [c for c in self.library.ids() if c not in taken]
+            cands.sort(key=lambda c: (order.get(self.library.get(c).course.level, 3), c))
+            return [{"item": c, "title": titles[c], "score": 0.0,
+                     "reason_code": STARTER if self.library.get(c).course.level == "beginner" else IN_CATALOGUE,
+                     "reason_params": {}}
                     for c in cands[:limit]]
         profile["completed"] = sorted(set(profile.get("completed") or ()) | taken)
         frame = models.courses.recommend([learner], k=limit, profiles={learner: profile})
         return [{"item": r.item, "title": titles.get(r.item, r.item), "score": round(float(r.score), 4),
-                 "reason": r.reason, "learners": int(models.course_counts.get(r.item, 0))}
+                 "reason_code": r.reason["code"], "reason_params": r.reason["params"],
+                 "learners": int(models.course_counts.get(r.item, 0))}
                 for r in frame.itertuples(index=False)]
-
-    def due_dates(self, course_id: str, ttl: float = 60.0) -> dict:
-        """Assignment due dates as the courses service holds them (shared database, read-only; kept
-        ``ttl`` seconds), which may differ from the course folder's: an import can move them (the demo
-        course starts a week from the day it is loaded) and instructors edit them. {} if unreadable."""
-        now = time.monotonic()
-        cached = self._due_cache.get(course_id)
-        if cached and now - cached[0] < ttl:
-            return cached[1]
-        try:
-            with self.sessions() as session:
-                rows = session.execute(select(_ASSIGNMENTS.c.id, _ASSIGNMENTS.c.due)
-                                       .where(_ASSIGNMENTS.c.course_id == course_id)).all()
-            found = {aid: (due.replace(tzinfo=timezone.utc) if due is not None and due.tzinfo is None else due)
-                     for aid, due in rows}
-        except SQLAlchemyError:
-            found = {}
-        self._due_cache[course_id] = (now, found)
-        return found
 
     def model_info(self) -> dict:
         m = self.models
@@ -798,22 +716,3 @@ def _prereqs(index: CourseIndex, skills) -> list[str]:
             if p not in own and p not in out:
                 out.append(p)
     return out
-
-
-_PREREQ_RE = re.compile(r"first work on (\S+) \(you are at (\d+%)\)")
-
-
-def _prereq_text(match, index: CourseIndex, level: dict) -> str:
-    skill = match.group(1)
-    title = index.skill_titles.get(skill, skill)
-    if level.get(skill) == "not started":
-        return f"first work on {title} (not started yet)"
-    return f"first work on {title} (you are at {match.group(2)})"
-
-
-def _due_suffix(reason: str) -> str:
-    for marker in ("; due ", "; past its due date"):
-        at = reason.find(marker)
-        if at >= 0:
-            return reason[at:]
-    return ""

@@ -7,6 +7,9 @@ Permissions (from the hub's course groups, see ``learnhub.service.AuthenticatedM
   mastery of every learner of the course (``GET api/mastery?course=<id>`` without ``user``);
 * admins count as instructors everywhere; anyone else asking about another user gets 403;
 * an unknown course is 404 (before any permission check: the catalogue is public).
+
+Recommendations carry the models' structured reason (``reason_code``, ``reason_params``); the
+handler adds its English text, ``reason`` (:mod:`.reasons`).
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class RecommenderHandler(APIHandler):
 
     def course_arg(self) -> str | None:
         course = self.get_argument("course", None) or None
-        if course is not None and course not in self.rec.catalog:
+        if course is not None and course not in self.rec.library:
             raise APIError(404, f"No such course: {course!r}", {"course": course})
         return course
 
@@ -106,7 +109,7 @@ class RecommendationsHandler(RecommenderHandler):
             payload = await self.run(self.rec.recommend, user, kind, course=course, courses=courses, limit=limit)
         except UnknownCourse as exc:
             raise APIError(404, f"No such course: {exc.args[0]!r}")
-        self.write_json(payload)
+        self.write_json(self.service.reasons.explain(payload))
 
 
 class MasteryHandler(RecommenderHandler):

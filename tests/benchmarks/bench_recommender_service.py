@@ -13,10 +13,16 @@ submissions in them (``graded`` events shaped exactly as the feedback service wr
    refit's snapshot), for kind=exercise (with course=), kind=assignment, kind=course and mastery;
    then unknown learners (cold start), and learners with a grade added after the refit (their
    first call runs the knowledge tracer on their history);
-3. HTTP level: the real tornado application of ``RecommenderService`` on a local port, with the
+3. the announcements of new top steps (``recommended`` events) for every learner graded in step 2,
+   as the service's background loop makes them, timed;
+4. HTTP level: the real tornado application of ``RecommenderService`` on a local port, with the
    hub's token check replaced by a stub (HubAuth caches a token's user for 60 s, so in steady
    state that check is a dictionary look-up; the hub itself is not in this number), ``GET
-   api/recommendations?course=...&kind=exercise`` for ``--calls`` different learners.
+   api/recommendations?course=...&kind=exercise`` for ``--calls`` different learners (with the
+   reasons rendered as English, as the service answers).
+
+Profiles and due dates come from no other service here (the engine's default sources: none), so
+no courses service is needed and none is in the numbers.
 
 Prints p50/p95/p99 in ms; the target is p99 < 50 ms.
 """
@@ -41,7 +47,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 from learnhub import db as lhdb  # noqa: E402
 from learnhub.course_content import Assignment, Course, Exercise, Skill  # noqa: E402
-from learnhub.extensions.recommender.engine import CourseCatalog, RecommenderEngine  # noqa: E402
+from learnhub.extensions.recommender.announcements import RecommendationAnnouncer  # noqa: E402
+from learnhub.extensions.recommender.engine import CourseLibrary, RecommenderEngine  # noqa: E402
+from learnhub.extensions.recommender.reasons import ReasonRenderer  # noqa: E402
 from learnhub.models import Event  # noqa: E402
 
 TOPICS = ["python", "data", "statistics", "web", "sql", "ml", "visualisation", "testing", "git", "cloud",
@@ -249,9 +257,9 @@ def main(argv=None) -> dict:
         report["load_seconds"] = round(time.perf_counter() - t0, 1)
         progress("loaded events", n_events)
 
-        catalog = CourseCatalog(courses=courses)
-        rec = RecommenderEngine(sessions, catalog)
-        models = rec.refit(reload_catalog=False)
+        library = CourseLibrary(courses=courses)
+        rec = RecommenderEngine(sessions, library)
+        models = rec.refit(reload_library=False)
         report["refit"] = {"seconds": models.fit_seconds, "tracer": models.tracer_kind, "answers": models.n_answers,
                            "course_interactions": models.n_interactions}
         progress("refit", report["refit"])
@@ -294,12 +302,27 @@ def main(argv=None) -> dict:
             lambda n: rec.recommend(n, "exercise", course=enrolled[n][0], courses=enrolled[n], limit=10),
             [(n,) for n in updated])
 
+        # what the background loop does next: a recommended event for each learner whose top step changed
+        announcer = RecommendationAnnouncer(sessions, rec, ReasonRenderer(library), interval=0, settle_seconds=0)
+        t0, announced, graded_read = time.perf_counter(), 0, 0
+        while True:
+            announced += announcer.run_once()
+            graded_read += announcer.last_read
+            if not announcer.last_read:
+                break
+        seconds = time.perf_counter() - t0
+        report["announce"] = {"graded_events": graded_read, "recommended_events": announced,
+                              "seconds": round(seconds, 2),
+                              "ms_per_graded_event": round(1000 * seconds / max(1, graded_read), 2)}
+        progress("announce", report["announce"])
+
         from learnhub.extensions.recommender.app import RecommenderService
 
         service = RecommenderService(db_url=url, api_token="unused", hub_api_url="http://127.0.0.1:9/hub/api",
                                      course_roots=[])
         service.initialize([])
-        service.catalog = catalog
+        service.library = library
+        service.reasons = ReasonRenderer(library)
         service.rec_engine = rec
         http_users = learners[-args.calls:]
         report["latency"]["HTTP GET api/recommendations?kind=exercise (stub auth)"] = summary(
@@ -316,6 +339,7 @@ def main(argv=None) -> dict:
     else:
         print(f"{report['learners']} learners, {report['courses']} courses, {report['events']} events "
               f"({report['backend']}; loaded in {report['load_seconds']} s); refit {report['refit']}")
+        print(f"refresh_recent {report['refresh_recent']}; announcements {report['announce']}")
         print(f"load average at the end: {report['loadavg']}")
         print("| call | n | p50 ms | p95 ms | p99 ms | mean ms | CPU p50 ms | CPU p99 ms |\n"
               "| --- | --- | --- | --- | --- | --- | --- | --- |")

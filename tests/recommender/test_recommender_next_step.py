@@ -1,6 +1,8 @@
-"""rank_next_steps: the ordering rules documented in learnhub.recommender.next_step."""
+"""rank_next_steps: the ordering rules documented in learnhub.recommender.next_step, and the
+structured reason (code and parameters, learnhub.recommender.reasons) each row gives."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -23,8 +25,9 @@ def test_low_mastery_first_at_equal_difficulty():
     # would only be consolidated
     table = rank_next_steps(mastery, ex, now=NOW)
     assert list(table["exercise"]) == ["e-loops", "e-func"]
-    assert table.iloc[0]["reason"] == (
-        "you are at 40% on loops; this exercise practises loops at the next level")
+    assert table.iloc[0]["reason"] == {"code": "practice",
+                                       "params": {"skill": "loops", "mastery": 0.4, "fit": "next_level"}}
+    assert table.iloc[1]["reason"]["params"]["fit"] == "consolidate"
 
 
 def test_prerequisites_not_met_come_last_with_a_reason():
@@ -35,7 +38,8 @@ def test_prerequisites_not_met_come_last_with_a_reason():
     table = rank_next_steps(mastery, ex, now=NOW)
     assert list(table["exercise"]) == ["loop", "rec"]
     assert list(table["ready"]) == [True, False]
-    assert table.iloc[1]["reason"].startswith("first work on loops (you are at 30%)")
+    assert table.iloc[1]["reason"] == {"code": "prerequisite_first", "params": {
+        "skill": "recursion", "prerequisite": "loops", "prerequisite_mastery": 0.3, "prerequisite_started": True}}
 
 
 def test_difficulty_near_the_learner_beats_far_too_hard():
@@ -43,11 +47,12 @@ def test_difficulty_near_the_learner_beats_far_too_hard():
     ex = pd.DataFrame({"exercise": ["hard", "next", "easy"], "skill": "loops",
                        "difficulty": [0.95, 0.5, 0.05]})
     table = rank_next_steps(mastery, ex, now=NOW)
-    assert table.iloc[0]["exercise"] == "next"
-    assert ranks(table)["hard"] == 3 or ranks(table)["easy"] == 3
+    # far too hard (predicted success ≈ 8 %) teaches less than far too easy (≈ 95 %, little to gain)
+    assert list(table["exercise"]) == ["next", "easy", "hard"]
     p = dict(zip(table["exercise"], table["p_success"]))
     assert p["easy"] > p["next"] > p["hard"]
-    assert "as a stretch" in table.set_index("exercise").loc["hard", "reason"]
+    fit = {e: r["params"]["fit"] for e, r in zip(table["exercise"], table["reason"])}
+    assert fit == {"hard": "stretch", "next": "next_level", "easy": "consolidate"}
 
 
 def test_close_due_date_first_all_else_equal():
@@ -58,9 +63,15 @@ def test_close_due_date_first_all_else_equal():
                                NOW - timedelta(days=2)]})
     table = rank_next_steps(mastery, ex, now=NOW)
     assert list(table["exercise"][:2]) == ["soon", "later"]
-    reasons = table.set_index("exercise")["reason"]
-    assert reasons["soon"].endswith("; due in 1 day")
-    assert reasons["overdue"].endswith("past its due date")
+    params = {e: r["params"] for e, r in zip(table["exercise"], table["reason"])}
+    assert params["soon"]["due_status"] == "upcoming" and params["soon"]["due_in_days"] == 1
+    assert params["soon"]["due"] == (NOW + timedelta(days=1)).isoformat()
+    assert params["later"]["due_in_days"] == 10
+    assert params["overdue"]["due_status"] == "past" and "due_in_days" not in params["overdue"]
+    assert "due" not in params["undated"] and "due_status" not in params["undated"]
+    json.dumps(list(table["reason"]))  # plain JSON values
+    today = rank_next_steps(mastery, ex.assign(due=NOW + timedelta(hours=5)), now=NOW)
+    assert {r["params"]["due_status"] for r in today["reason"]} == {"today"}
 
 
 def test_completed_dropped_and_mastery_dataframe_accepted():
@@ -84,6 +95,23 @@ def test_errors_name_the_column():
     with pytest.raises(ValueError, match="'difficulty'"):
         rank_next_steps({"a": 0.1}, pd.DataFrame({"exercise": ["x"], "skill": "a", "difficulty": [3.0]}))
     assert rank_next_steps({"a": 0.1}, pd.DataFrame({"exercise": [], "skill": []}), now=NOW).empty
+
+
+def test_not_started_skills_are_introduced_and_named_as_prerequisites():
+    mastery = pd.DataFrame({"skill": ["variables", "loops"], "estimate": [0.5, 0.5],
+                            "attempts": [0, 0], "level": ["not started", "not started"]})
+    ex = pd.DataFrame({"exercise": ["intro", "loop"], "skill": ["variables", "loops"],
+                       "prerequisites": [[], ["variables"]], "difficulty": 0.3})
+    table = rank_next_steps(mastery, ex, now=NOW, prerequisite_threshold=0.6)
+    assert list(table["exercise"]) == ["intro", "loop"]
+    assert table.iloc[0]["reason"] == {"code": "not_started", "params": {"skill": "variables"}}
+    assert table.iloc[1]["reason"]["code"] == "prerequisite_first"
+    assert table.iloc[1]["reason"]["params"]["prerequisite_started"] is False
+    # a mapping of estimates says nothing about attempts: not_started= does
+    plain = rank_next_steps({"variables": 0.7}, ex.iloc[:1], now=NOW)
+    assert plain.iloc[0]["reason"]["code"] == "practice"
+    told = rank_next_steps({"variables": 0.7}, ex.iloc[:1], now=NOW, not_started=["variables"])
+    assert told.iloc[0]["reason"]["code"] == "not_started"
 
 
 def test_missing_completed_value_means_not_completed():

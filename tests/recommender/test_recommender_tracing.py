@@ -91,12 +91,19 @@ def test_unknown_learners_and_skills_are_cold_start(fitted):
         assert np.all((p > 0) & (p < 1))
 
 
-def test_unanswered_rows_are_scored_but_not_history(fitted, new_answers):
-    model = fitted["KnowledgeTracer"]
+@pytest.mark.parametrize("name", ["KnowledgeTracer", "BKT", "PFA"])
+def test_unanswered_rows_are_scored_but_not_history(fitted, new_answers, name):
+    model = fitted[name]
     X = new_answers.copy().astype({"correct": float})
-    X.loc[X.index[3], "correct"] = np.nan
+    gap = X.index[3]
+    X.loc[gap, "correct"] = np.nan
     p = model.predict_proba(X)[:, 1]
     assert np.isfinite(p).all()
+    # scored like the answered row it replaces (a row's own label never counts) ...
+    assert p[3] == pytest.approx(model.predict_proba(new_answers)[3, 1], abs=1e-12)
+    # ... and no history for any other row: they are predicted as if the row were not there
+    others = X.index != gap
+    np.testing.assert_allclose(p[others], model.predict_proba(X.drop(index=gap))[:, 1])
 
 
 @pytest.mark.parametrize("make", TRACERS)

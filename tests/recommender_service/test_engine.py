@@ -1,5 +1,6 @@
 """The recommender engine without the web layer: histories from the event log, mastery,
-explained recommendations, refits. Runs on SQLite and on PostgreSQL (LEARNHUB_TEST_DB_URL)."""
+recommendations with structured reasons, refits, the pluggable profile and schedule sources.
+Runs on SQLite and on PostgreSQL (LEARNHUB_TEST_DB_URL)."""
 from __future__ import annotations
 
 import random
@@ -9,14 +10,9 @@ from pathlib import Path
 import pytest
 
 from learnhub.course_content import load_course
-from learnhub.extensions.recommender.engine import (
-    CourseCatalog,
-    RecommenderEngine,
-    SharedDatabaseProfiles,
-    StaticProfileSource,
-    UnknownCourse,
-    answers_from_events,
-)
+from learnhub.extensions.recommender.engine import CourseLibrary, RecommenderEngine, UnknownCourse, answers_from_events
+from learnhub.extensions.recommender.reasons import CODES, ReasonRenderer
+from learnhub.extensions.recommender.sources import StaticProfileSource, StaticSchedule
 from learnhub.models import Event
 from rec_events import COURSE, add, graded, minutes_ago
 
@@ -30,31 +26,33 @@ def demo_course():
 
 
 @pytest.fixture
-def catalog(demo_course):
-    return CourseCatalog(courses=[demo_course])
+def library(demo_course):
+    return CourseLibrary(courses=[demo_course])
 
 
 @pytest.fixture
-def engine(db_session_factory, catalog):
-    return RecommenderEngine(db_session_factory, catalog, min_fit_answers=500)
+def engine(db_session_factory, library):
+    return RecommenderEngine(db_session_factory, library, min_fit_answers=500)
 
 
 def items_of(payload):
     return [it["item"] for it in payload["items"]]
 
 
-def test_catalog_reads_course_folders():
-    catalog = CourseCatalog([REPO / "courses", "/nonexistent"])
-    assert catalog.ids() == [COURSE]
-    assert catalog.get(COURSE).lookup("01-basics", "shout") == ("01-basics/shout", ("strings",))
+def test_library_reads_course_folders():
+    library = CourseLibrary([REPO / "courses", "/nonexistent"])
+    assert library.ids() == [COURSE]
+    assert library.get(COURSE).lookup("01-basics", "shout") == ("01-basics/shout", ("strings",))
+    assert library.skill_titles()["strings"] == "Working with strings"
+    assert library.course_titles() == {COURSE: "Introduction to Python"}
     with pytest.raises(UnknownCourse):
-        catalog.get("no-such-course")
+        library.get("no-such-course")
 
 
-def test_answers_from_events_one_row_per_test_and_skill(catalog):
+def test_answers_from_events_one_row_per_test_and_skill(library):
     event = graded("ana", "02-control-flow", {"sum-of-evens": True, "letter-grade": False, "unknown-test": True})
     rows = [(event.actor, event.time, event.course_id, event.result, event.context)]
-    answers = answers_from_events(rows, catalog)
+    answers = answers_from_events(rows, library)
     # sum-of-evens practises 3 skills, letter-grade one; the unknown grade_id is skipped
     assert sorted(answers["skill"]) == ["arithmetic", "conditionals", "conditionals", "loops"]
     assert answers.groupby("exercise")["correct"].first().to_dict() == {
@@ -63,17 +61,27 @@ def test_answers_from_events_one_row_per_test_and_skill(catalog):
     check.context["mode"] = "check"  # visible-tests-only checks are no evidence of mastery
     other = graded("ana", "01-basics", {"shout": True}, course="unknown-course")
     assert len(answers_from_events([(e.actor, e.time, e.course_id, e.result, e.context)
-                                    for e in (check, other)], catalog)) == 0
+                                    for e in (check, other)], library)) == 0
 
 
-def test_cold_start_learner_gets_explained_next_steps(engine):
+def test_cold_start_learner_gets_explained_next_steps(engine, library):
     payload = engine.recommend("newcomer", "exercise", course=COURSE, limit=5, now=NOW)
     first = payload["items"][0]
     assert first["item"] == "01-basics/variables"  # the only skill without prerequisites
-    assert first["ready"] and "not started" in first["reason"] and first["reason"].startswith("you have")
-    assert all({"item", "title", "score", "reason", "rank"} <= set(it) for it in payload["items"])
+    assert first["ready"] and first["reason_code"] == "not_started"
+    assert first["reason_params"]["skill"] == "variables-and-types"
+    assert first["reason_params"]["due_status"] == "upcoming" and first["reason_params"]["due_in_days"] == 14
+    assert all({"item", "title", "score", "reason_code", "reason_params", "rank"} <= set(it) for it in payload["items"])
     # everything else waits for variables-and-types, and says so
-    assert "first work on Variables and types" in payload["items"][1]["reason"]
+    later = payload["items"][1:]
+    assert later and all(not it["ready"] and it["reason_code"] == "prerequisite_first" for it in later)
+    assert later[0]["reason_params"]["prerequisite"] == "variables-and-types"
+    assert not any(it["reason_params"]["prerequisite_started"] for it in later)
+    # what the service shows: rendered with the course's skill titles
+    shown = ReasonRenderer(library).explain(payload)["items"]
+    assert shown[0]["reason"] == ("you have not started Variables and types yet; this exercise introduces it; "
+                                  "due in 14 days")
+    assert shown[1]["reason"].startswith("first work on Variables and types (not started yet); this exercise needs it")
     mastery = engine.mastery("newcomer", COURSE)
     assert {it["level"] for it in mastery["items"]} == {"not started"}
     assert len(mastery["items"]) == 8
@@ -91,7 +99,8 @@ def test_recommendations_change_after_passing_and_failing(engine, db_session_fac
     add(db_session_factory, graded("ana", "01-basics", {"shout": False}, when=minutes_ago(5)))
     after_fail = engine.recommend("ana", "exercise", course=COURSE, limit=20, now=NOW)
     top = after_fail["items"][0]
-    assert top["skill"] == "strings" and "you are at" in top["reason"] and "strings" in top["reason"]
+    assert top["skill"] == "strings" and top["reason_code"] == "practice"
+    assert top["reason_params"]["skill"] == "strings" and top["reason_params"]["mastery"] == top["mastery"]
     mastery = {it["skill"]: it for it in engine.mastery("ana", COURSE)["items"]}
     assert mastery["strings"]["attempts"] == 1 and mastery["strings"]["level"] == "attempted"
     assert mastery["variables-and-types"]["correct"] == 1
@@ -99,17 +108,22 @@ def test_recommendations_change_after_passing_and_failing(engine, db_session_fac
     # assignments too
     assignments = engine.recommend("ana", "assignment", course=COURSE, now=NOW)
     assert assignments["items"][0]["item"] == "01-basics"
-    assert "this assignment" in assignments["items"][0]["reason"]
+    assert assignments["items"][0]["reason_code"] == "practice"
+    shown = ReasonRenderer(engine.library).explain(assignments)["items"][0]["reason"]
+    assert shown.startswith("you are at ") and "this assignment practises it" in shown
 
 
 def test_new_grade_is_visible_without_refit_and_cache_follows(engine, db_session_factory):
-    engine.refit(reload_catalog=False)
+    engine.refit(reload_library=False)
     version = engine.models.version
     first = engine.mastery("bo", COURSE)
-    assert engine.mastery("bo", COURSE) == first  # cached, same answer
+    entries = len(engine._cache)
+    assert entries >= 1
+    assert engine.mastery("bo", COURSE) == first and len(engine._cache) == entries  # answered from the cache
     add(db_session_factory, graded("bo", "01-basics", {"shout": True, "initials": True}))
     second = {it["skill"]: it for it in engine.mastery("bo", COURSE)["items"]}
     assert second["strings"]["attempts"] == 2 and engine.models.version == version
+    assert len(engine._cache) == entries + 1  # the new grade is a new key: the old answer is not served
 
 
 def test_unknown_course_and_kind(engine):
@@ -143,13 +157,13 @@ def test_refit_switches_to_knowledge_tracer_and_learns_courses(db_session_factor
     add(db_session_factory, *events)
     add(db_session_factory, Event(actor="newbie", verb="enrolled", object_type="course", object_id=COURSE,
                                   course_id=COURSE, source="courses"))
-    engine = RecommenderEngine(db_session_factory, CourseCatalog(courses=[demo_course]), min_fit_answers=500)
+    engine = RecommenderEngine(db_session_factory, CourseLibrary(courses=[demo_course]), min_fit_answers=500)
     assert engine.model_info()["tracer"] == "prior"
-    models = engine.refit(reload_catalog=False)
+    models = engine.refit(reload_library=False)
     assert models.tracer_kind == "knowledge-tracer" and models.n_learners == 60 and models.n_answers > 500
     assert models.n_interactions == 61
     # the batch snapshot taken at refit gives exactly what the tracer gives on request
-    on_request = RecommenderEngine(db_session_factory, CourseCatalog(courses=[demo_course]), min_fit_answers=500,
+    on_request = RecommenderEngine(db_session_factory, CourseLibrary(courses=[demo_course]), min_fit_answers=500,
                                    precompute=False)
     on_request.models = models.__class__(**{**models.__dict__, "snapshot": {}})
     assert "learner0" in models.snapshot and "newbie" in models.snapshot
@@ -169,49 +183,33 @@ def test_refit_switches_to_knowledge_tracer_and_learns_courses(db_session_factor
     strong = engine.mastery("learner0", COURSE)["items"]
     assert all(0 <= it["estimate"] <= 1 for it in strong) and any(it["attempts"] for it in strong)
     recs = engine.recommend("learner0", "exercise", course=COURSE, now=NOW)
-    assert all(it["reason"] for it in recs["items"])
+    assert recs["items"] and all(it["reason_code"] in CODES for it in recs["items"])
     # courses: the only course is taken (enrolled via the log, or via groups) -> nothing to recommend
     assert engine.recommend("newbie", "course")["items"] == []
     assert engine.recommend("someone", "course", courses=[COURSE])["items"] == []
     cold = engine.recommend("someone-else", "course")["items"]
-    assert [it["item"] for it in cold] == [COURSE] and cold[0]["reason"]
+    assert [it["item"] for it in cold] == [COURSE]
+    assert (cold[0]["reason_code"], cold[0]["reason_params"]) == ("popular", {"audience": "new"})
 
 
 def test_profiles_are_pluggable(db_session_factory, demo_course):
     profiles = StaticProfileSource({"pia": {"goals": "learn python programming", "level": "beginner"}})
-    engine = RecommenderEngine(db_session_factory, CourseCatalog(courses=[demo_course]), profiles)
+    engine = RecommenderEngine(db_session_factory, CourseLibrary(courses=[demo_course]), profiles)
     add(db_session_factory, graded("x", "01-basics", {"shout": True}))
-    engine.refit(reload_catalog=False)
+    engine.refit(reload_library=False)
     items = engine.recommend("pia", "course")["items"]
-    assert items and items[0]["item"] == COURSE and items[0]["reason"]
+    assert [it["item"] for it in items] == [COURSE]
+    assert items[0]["reason_code"] == "goal_match" and "python" in items[0]["reason_params"]["matched"]
+    # without the profile the same course is there for its popularity, not for a goal
+    plain = RecommenderEngine(db_session_factory, CourseLibrary(courses=[demo_course]))
+    plain.refit(reload_library=False)
+    assert plain.recommend("pia", "course")["items"][0]["reason_code"] == "popular"
 
 
-def test_profiles_set_at_the_courses_service_reach_the_recommender(db_session_factory, demo_course):
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import sessionmaker
-
-    from learnhub.extensions.courses.models import LearnerProfile
-
-    with db_session_factory.begin() as session:
-        session.add(LearnerProfile(user_name="pia", goals="automate my spreadsheets", goal_skills=["loops"],
-                                   preferred_topics=["python"], level="beginner"))
-    profiles = SharedDatabaseProfiles(db_session_factory, ttl=0)
-    assert profiles.profile("pia") == {"goals": "automate my spreadsheets python", "goal_skills": ["loops"],
-                                       "level": "beginner"}
-    assert profiles.profile("nobody") is None
-    with db_session_factory.begin() as session:
-        session.get(LearnerProfile, "pia").level = "advanced"
-    assert profiles.profile("pia")["level"] == "advanced"  # ttl=0: read afresh
-
-    engine = RecommenderEngine(db_session_factory, CourseCatalog(courses=[demo_course]), profiles)
-    add(db_session_factory, graded("x", "01-basics", {"shout": True}))
-    engine.refit(reload_catalog=False)
-    items = engine.recommend("pia", "course")["items"]
-    assert items and items[0]["item"] == COURSE and "matches your goal" in items[0]["reason"], items
-
-    # A database without the courses service's tables: no profile, no error.
-    elsewhere = SharedDatabaseProfiles(sessionmaker(create_engine("sqlite://")))
-    assert elsewhere.profile("pia") is None
+def test_before_any_course_interaction_the_catalogue_is_shown(db_session_factory, demo_course):
+    engine = RecommenderEngine(db_session_factory, CourseLibrary(courses=[demo_course]))
+    [item] = engine.recommend("first-learner", "course")["items"]
+    assert (item["item"], item["reason_code"]) == (COURSE, "starter")  # a beginner course
 
 
 def test_mastery_many(engine, db_session_factory):
@@ -222,25 +220,25 @@ def test_mastery_many(engine, db_session_factory):
     assert [s["level"] for s in strings][2] == "not started"
 
 
-def test_due_dates_come_from_the_courses_service(db_session_factory, catalog):
-    """An import can move a course's schedule (the demo's starts a week after loading): reasons follow it."""
-    from learnhub.extensions.courses.models import Assignment, Course
-
-    engine = RecommenderEngine(db_session_factory, catalog)
-    add(db_session_factory, graded("x", "01-basics", {"shout": True}))
-    engine.refit(reload_catalog=False)
-    folder = {it["item"]: it for it in engine.recommend("fay", "exercise", course=COURSE, now=NOW, limit=50)["items"]}
-    assert all(it["due"] is None or it["due"][:7] in ("2026-09", "2026-10") for it in folder.values())
+def test_due_dates_come_from_the_schedule_source(db_session_factory, library):
+    """An import can move a course's schedule (the demo's starts a week after loading): reasons follow
+    the schedule source; assignments it does not list keep the course folder's date."""
+    folder_engine = RecommenderEngine(db_session_factory, library)
+    folder = {it["item"]: it for it in folder_engine.recommend("fay", "exercise", course=COURSE, now=NOW,
+                                                               limit=50)["items"]}
+    assert {it["due"][:10] for it in folder.values()} == {"2026-09-14", "2026-09-28", "2026-10-12"}
 
     moved = NOW + timedelta(days=2)
-    with db_session_factory.begin() as session:
-        session.add(Course(id=COURSE, title="Intro", status="published", created_by="t"))
-        session.flush()
-        session.add(Assignment(course_id=COURSE, id="01-basics", title="Basics", position=0, released=True, due=moved))
-    engine._due_cache.clear()
+    engine = RecommenderEngine(db_session_factory, library, schedule=StaticSchedule({COURSE: {"01-basics": moved}}))
     items = engine.recommend("fay", "exercise", course=COURSE, now=NOW, limit=50)["items"]
     basics = [it for it in items if it["item"].startswith("01-basics/")]
-    assert basics and all(it["due"].startswith(moved.date().isoformat()) for it in basics)
-    assert "due" in basics[0]["reason"]  # due in two days: the reason says so
+    assert len(basics) == 5 and all(it["due"] == moved.isoformat() for it in basics)
+    assert {it["reason_params"]["due_in_days"] for it in basics} == {2}  # the reason says so too
+    assert all(it["reason_params"]["due"] == moved.isoformat() for it in basics)
     others = [it for it in items if not it["item"].startswith("01-basics/")]
-    assert all(it["due"] == folder[it["item"]]["due"] for it in others)  # not in the table: the folder's
+    assert others and all(it["due"] == folder[it["item"]]["due"] for it in others)
+    # a due date removed at the courses service: no date, no due parameters
+    undated = RecommenderEngine(db_session_factory, library, schedule=StaticSchedule({COURSE: {"01-basics": None}}))
+    basics = [it for it in undated.recommend("fay", "exercise", course=COURSE, now=NOW, limit=50)["items"]
+              if it["item"].startswith("01-basics/")]
+    assert basics and all(it["due"] is None and "due" not in it["reason_params"] for it in basics)

@@ -8,19 +8,8 @@ import * as React from 'react';
 import { Learnhub } from '../learnhub';
 import { formatDue, slug } from '../logic/format';
 import { itemsOf } from '../logic/query';
+import { recommendationsOf } from '../logic/recommendations';
 import { ErrorMessage, Loading, Section, useAsync } from './common';
-
-interface IRecommendation {
-  item: string;
-  title: string;
-  score: number;
-  reason: string;
-  rank?: number;
-  course?: string;
-  skill?: string;
-  ready?: boolean;
-  due?: string | null;
-}
 
 interface IMastery {
   skill: string;
@@ -64,11 +53,11 @@ function NextView(props: { learnhub: Learnhub; version: number }): JSX.Element {
   const [tick, setTick] = React.useState(0);
   const version = props.version + tick;
   const steps = useAsync(
-    () => api.service('recommender', 'GET', 'recommendations?kind=exercise&limit=8').then(b => itemsOf<IRecommendation>(b)),
+    () => api.service('recommender', 'GET', 'recommendations?kind=exercise&limit=8').then(recommendationsOf),
     [version]
   );
   const courses = useAsync(
-    () => api.service('recommender', 'GET', 'recommendations?kind=course&limit=5').then(b => itemsOf<IRecommendation>(b)),
+    () => api.service('recommender', 'GET', 'recommendations?kind=course&limit=5').then(recommendationsOf),
     [version]
   );
   const mastery = useAsync(
@@ -105,6 +94,7 @@ function NextView(props: { learnhub: Learnhub; version: number }): JSX.Element {
                 className={`lh-card${r.ready === false ? ' lh-not-ready' : ''}`}
                 data-testid={`learnhub-recommendation-${i + 1}`}
                 data-item={r.item}
+                data-reason-code={r.reason_code ?? undefined}
               >
                 <div className="lh-card-title">{r.title || r.item}</div>
                 <div className="lh-card-meta">
@@ -172,7 +162,12 @@ function NextView(props: { learnhub: Learnhub; version: number }): JSX.Element {
         {courses.data && courses.data.length > 0 && (
           <ul className="lh-list">
             {courses.data.map(r => (
-              <li key={r.item} className="lh-card" data-testid={`learnhub-course-recommendation-${slug(r.item)}`}>
+              <li
+                key={r.item}
+                className="lh-card"
+                data-testid={`learnhub-course-recommendation-${slug(r.item)}`}
+                data-reason-code={r.reason_code ?? undefined}
+              >
                 <div className="lh-card-title">{r.title || r.item}</div>
                 <p className="lh-reason">{r.reason}</p>
               </li>
