@@ -6,8 +6,9 @@ from learnhub.event_schemas import EventContract, Verb
 # What this service writes to and reads from the event log (tests/core/test_event_contract.py).
 EVENTS = EventContract(
     "recommender service", "recommender",
+    produces=(Verb.RECOMMENDED,),
     consumes=(Verb.GRADED, Verb.ENROLLED, Verb.UNENROLLED),
-    notes="learner histories for mastery and recommendations")
+    notes="learner histories for mastery; a changed top recommendation is announced (announcements.py)")
 
 __all__ = ["RecommenderService"]
 
