@@ -9,6 +9,7 @@ from traitlets import Dict, Float, List, Type, Unicode, default
 
 from jupyterhub.traitlets import EntryPointType
 
+from learnhub.hubapi import PeerUnavailable
 from learnhub.service import ServiceApp
 
 from .channels import Channel
@@ -182,6 +183,8 @@ class NotificationsService(ServiceApp):
         while True:
             try:
                 await loop.run_in_executor(None, work)
+            except PeerUnavailable as exc:  # another service starting or restarting: next round
+                self.log.warning("%s: %s", getattr(work, "__qualname__", work), exc)
             except Exception:
                 self.log.exception("%s failed", getattr(work, "__qualname__", work))
             await asyncio.sleep(seconds)

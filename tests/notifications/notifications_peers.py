@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -123,6 +124,7 @@ def smtp_server():
 
 
 KEY = Fernet.generate_key()
+LOG = logging.getLogger("learnhub.notifications.engine-under-test")
 
 
 class Engine:
@@ -134,8 +136,10 @@ class Engine:
         self.preferences = PreferenceStore(self.cipher)
         self.channels = channels
         self.outbox = Outbox(self.preferences, channels)
+        # An explicit logger: without a parent, traitlets would log to whichever Application the
+        # process created last (another test's), which need not propagate to pytest's capture.
         self.sender = Sender(session_factory, channels, self.preferences, Renderer(template_paths or []),
-                             backoff_base_seconds=1, **sender_traits)
+                             backoff_base_seconds=1, log=LOG, **sender_traits)
 
     def set_prefs(self, user, update):
         from learnhub.db import session_scope
@@ -150,14 +154,14 @@ class Engine:
 @pytest.fixture
 def make_engine(db_session_factory):
     def make(email="smtp", sms=True, smtp=None, sendgrid=None, twilio=None, **kwargs):
-        channels = {"in_app": InAppChannel()}
+        channels = {"in_app": InAppChannel(log=LOG)}
         if email == "smtp" and smtp is not None:
-            channels["email"] = SMTPChannel(host="127.0.0.1", port=smtp.port, timeout=5)
+            channels["email"] = SMTPChannel(host="127.0.0.1", port=smtp.port, timeout=5, log=LOG)
         elif email == "sendgrid" and sendgrid is not None:
-            channels["email"] = SendGridChannel(api_key="SG.test", host=sendgrid.url, timeout=5)
+            channels["email"] = SendGridChannel(api_key="SG.test", host=sendgrid.url, timeout=5, log=LOG)
         if sms and twilio is not None:
             channels["sms"] = TwilioChannel(account_sid="AC" + "1" * 32, auth_token="secret",
-                                            from_number="+15550001111", base_url=twilio.url, timeout=5)
+                                            from_number="+15550001111", base_url=twilio.url, timeout=5, log=LOG)
         return Engine(db_session_factory, channels, **kwargs)
 
     return make
