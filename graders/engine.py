@@ -181,6 +181,16 @@ def source_fingerprint(source_dir: str | os.PathLike) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+#: What a learner is told about a test that tampering kept from being graded (the details are staff's).
+TAMPERED_MESSAGE = ("This test could not be graded automatically. Your instructor has been asked to review "
+                    "your submission.")
+
+
+def is_test_cell(cell) -> bool:
+    """nbgrader's autograder tests: graded code cells that are not answers."""
+    return cell.cell_type == "code" and nbutils.is_grade(cell) and not nbutils.is_solution(cell)
+
+
 class SandboxExecute(NbGraderPreprocessor):
     """nbgrader's Execute, with the kernel replaced by a sandboxed runner.
 
@@ -190,6 +200,11 @@ class SandboxExecute(NbGraderPreprocessor):
     gets nbgrader's ``CellTimeoutError`` output. Cells that cannot run because the
     sandbox stopped (a limit) get an error output, so their tests score 0 instead of
     passing silently.
+
+    Test cells run in the sandbox's trusted interpreter, every other cell in the learner's
+    (``sandbox/runner.py``). Once the learner's interpreter reports tampering (``tampered``), every
+    later test cell gets an error output instead of its result — 0 points — and is listed in
+    :attr:`tampered_tests`; :attr:`tampered` says what was seen, for the instructor's review.
     """
 
     skip_cells_with_tag = Unicode("skip-execution", help="As nbclient's.").tag(config=True)
@@ -198,13 +213,28 @@ class SandboxExecute(NbGraderPreprocessor):
         super().__init__(**kw)
         self.sandbox = sandbox
         self.on_cell = on_cell
+        self.tampered: list[str] = []
+        self.tampered_tests: list[str] = []
+        #: grade ids of test cells whose failure came from the learner's own exception
+        self.learner_raised: set[str] = set()
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
         if self.skip_cells_with_tag in cell.metadata.get("tags", []):
             return cell, resources
-        reply = self.sandbox.execute(cell.source)
+        test = is_test_cell(cell)
+        reply = self.sandbox.execute(cell.source, kind="test" if test else "learner")
+        for sign in reply.get("tampered") or []:
+            if sign not in self.tampered:
+                self.tampered.append(sign)
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if test and reply.get("origin") == "learner":
+            self.learner_raised.add(gid)
+        if test and self.tampered:
+            reply = {"type": "result", "status": "error", "ename": "TamperedGrading", "evalue": TAMPERED_MESSAGE,
+                     "traceback": [TAMPERED_MESSAGE], "outputs": [], "execution_count": reply.get("execution_count")}
+            self.tampered_tests.append(gid)
         outputs = [nbformat.from_dict(o) for o in reply.get("outputs", [])]
         for out in outputs:
             if out.output_type == "execute_result":
@@ -397,10 +427,12 @@ class GradingEngine(LoggingConfigurable):
             score = sum(r["score"] for r in results)
             max_score = sum(r["max_score"] for r in results)
             limits_hit = sorted({h for r in results for h in r["limits_hit"]})
+            tampered = sorted({sign for r in results for sign in r.get("tampered") or []})
             result = {
                 "assignment": aid,
                 "mode": mode,
                 "status": "failed" if failed else "graded",
+                "tampered": tampered,
                 "error": failed[0]["error"] if failed else None,
                 "score": score,
                 "max_score": max_score,
@@ -448,6 +480,7 @@ class GradingEngine(LoggingConfigurable):
         status, error, nb = "graded", None, None
         limits_hit: list[str] = []
         limit_messages: list[str] = []
+        executor = None
         _emit(on_event, {"type": "notebook", "notebook": name})
         if path.is_symlink() or not path.is_file():
             status, error = "missing", "This notebook was not submitted."
@@ -495,7 +528,8 @@ class GradingEngine(LoggingConfigurable):
                                              "passed": points is not None and points >= max_points,
                                              "hidden": mode != "check" and info.get(gid, {}).get("hidden", False)})
 
-                    nb, resources = SandboxExecute(sandbox, on_cell=on_cell)(nb, resources)
+                    executor = SandboxExecute(sandbox, on_cell=on_cell)
+                    nb, resources = executor(nb, resources)
                     limits_hit = list(sandbox.limit_hits)
                     limit_messages = [sandbox.explain(h) for h in limits_hit]
                 finally:
@@ -522,7 +556,7 @@ class GradingEngine(LoggingConfigurable):
             if nb is None:
                 self._zero_notebook(db_url, name, aid, student)
             return self._notebook_result(prepared, name, nb, db_url, student, status, error,
-                                         limits_hit, limit_messages, mode)
+                                         limits_hit, limit_messages, mode, executor)
 
     def _put_files(self, sandbox: Sandbox, files: dict[str, bytes]) -> None:
         # Sent through the pipe, not bound from the host: the sandbox never sees the
@@ -532,15 +566,25 @@ class GradingEngine(LoggingConfigurable):
             self.log.warning("could not place the assignment's files in sandbox %s", sandbox.id)
 
     def _notebook_result(self, prepared, name, nb, db_url, student, status, error, limits_hit,
-                         limit_messages, mode) -> dict:
+                         limit_messages, mode, executor: SandboxExecute | None = None) -> dict:
         aid = prepared.assignment_id
         info = prepared.cells.get(name, {})
+        tampered_tests = set(executor.tampered_tests) if executor else set()
+        learner_raised = executor.learner_raised if executor else set()
         cells_by_id = {}
+        #: test cells that ran after a cell with hidden tests: learner code there may have seen the
+        #: hidden tests' inputs, so what it raised is not repeated to the learner
+        after_hidden: set[str] = set()
+        hidden_seen = False
         if nb is not None:
             for cell in nb.cells:
                 gid = cell.metadata.get("nbgrader", {}).get("grade_id")
                 if gid and gid not in cells_by_id:
                     cells_by_id[gid] = cell
+                if gid and hidden_seen:
+                    after_hidden.add(gid)
+                if gid and mode != "check" and info.get(gid, {}).get("hidden") and is_test_cell(cell):
+                    hidden_seen = True
         tests, manual = [], []
         with Gradebook(db_url) as gb:
             sub = gb.find_submission_notebook(name, aid, student)
@@ -566,13 +610,25 @@ class GradingEngine(LoggingConfigurable):
                 hidden = has_hidden and mode != "check"
                 passed = grade.auto_score is not None and entry_points >= max_points and status == "graded"
                 message, ename = fb.test_message(cell, passed, hidden)
+                if not hidden and grade.name in learner_raised and grade.name in after_hidden and ename:
+                    # the learner's own words, after it could see hidden tests' inputs: the kind only
+                    message = f"{ename} (raised by your code)"
                 if status != "graded":
                     message = error
+                tampered = grade.name in tampered_tests
+                if tampered:
+                    message, ename = TAMPERED_MESSAGE, None
+                hidden_error = None
+                if hidden:
+                    # pass/fail and the points: no error name, no explanation derived from it (the
+                    # name is kept apart, for staff and the course's analytics only)
+                    hidden_error, ename = ename, None
                 entry = {
                     "grade_id": grade.name, "points": entry_points, "max_points": max_points,
                     "passed": passed, "hidden": hidden, "message": message,
-                    "error": ename, "explanation": None if passed else fb.explain(ename),
-                    "hint": None if passed else cinfo.get("hint"),
+                    "error": ename, "explanation": None if passed or hidden or tampered else fb.explain(ename),
+                    "hint": None if passed or tampered else cinfo.get("hint"),
+                    "hidden_error": hidden_error,
                 }
                 if mode == "check" and has_hidden:
                     entry["message"] = (message or "Visible tests passed.") + \
@@ -582,11 +638,15 @@ class GradingEngine(LoggingConfigurable):
             "name": name, "status": status, "error": error, "score": score, "max_score": max_score,
             "needs_manual_grade": needs_manual, "tests": tests, "manual": manual,
             "limits_hit": limits_hit, "limit_messages": limit_messages,
+            # for the instructor's review: what the learner's interpreter did to the grading machinery
+            "tampered": list(executor.tampered) if executor else [],
         }
         if self.include_feedback and nb is not None:
-            hidden_ids = {gid for gid, c in info.items() if c.get("hidden")}
+            hidden_ids = {gid for gid, c in info.items() if c.get("hidden")} if mode != "check" else set()
             passed = {t["grade_id"]: t["passed"] for t in tests}
-            result["feedback"] = fb.redact_feedback(nb, hidden_ids, prepared.release_sources(name), passed)
+            messages = {t["grade_id"]: t["message"] for t in tests}
+            result["feedback"] = fb.redact_feedback(nb, hidden_ids, prepared.release_sources(name), passed,
+                                                    tampered=tampered_tests, messages=messages)
         return result
 
     def close(self) -> None:

@@ -2,9 +2,9 @@
 and the redaction of hidden tests in the feedback notebook."""
 from __future__ import annotations
 
-import copy
-
-from nbgrader.preprocessors import ClearHiddenTests
+from learnhub.course_content.redaction import (  # noqa: F401 (the engine's feedback uses them from here)
+    RedactHiddenTests, has_hidden_tests, redact_feedback,
+)
 
 #: What a beginner should understand from an error name. Short, no jargon, says what to check.
 EXPLANATIONS = {
@@ -46,14 +46,6 @@ def explain(ename: str | None) -> str | None:
     return EXPLANATIONS.get(ename)
 
 
-_hidden = ClearHiddenTests()
-
-
-def has_hidden_tests(source: str) -> bool:
-    """Whether an instructor's test cell contains nbgrader's hidden-test region."""
-    return _hidden.begin_test_delimeter in source
-
-
 def first_error(cell) -> dict | None:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
@@ -87,28 +79,3 @@ def test_message(cell, passed: bool, hidden: bool) -> tuple[str | None, str | No
     if cell is None:
         return ("This test cell was not found in the submission.", None)
     return ("The test gave partial credit.", None)
-
-
-def redact_feedback(nb, hidden_ids: set[str], release_sources: dict[str, str], results: dict[str, bool]):
-    """A copy of the graded notebook safe to show the learner.
-
-    Test cells with hidden tests get the released source (hidden regions removed, as
-    nbgrader's ClearHiddenTests does) and a single pass/fail line instead of outputs,
-    since tracebacks and printed values would reveal the hidden code.
-    """
-    nb = copy.deepcopy(nb)
-    for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if gid in hidden_ids:
-            released = release_sources.get(gid)
-            if released is None:
-                clone = copy.deepcopy(cell)
-                _hidden._remove_hidden_test_region(clone)  # noqa: SLF001 - nbgrader's own rule
-                released = clone.source
-            cell.source = released
-            if cell.cell_type == "code":
-                cell.outputs = [
-                    {"output_type": "stream", "name": "stdout",
-                     "text": "Hidden tests passed.\n" if results.get(gid) else "Hidden tests did not pass.\n"}
-                ]
-    return nb

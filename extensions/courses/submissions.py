@@ -27,6 +27,9 @@ from .store import FileStore
 
 log = logging.getLogger("learnhub.courses")
 
+#: nbgrader's delimiter of hidden tests: feedback that still holds it would show them
+HIDDEN_TESTS_MARK = b"BEGIN HIDDEN TESTS"
+
 #: nbgrader's timestamp format (``timestamp.txt``), always in UTC here
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"
 
@@ -279,6 +282,12 @@ class AssignmentExchange:
             raise CourseError(404, "no such submission of this assignment",
                               {"submission": submission_id, "user": user, "timestamp": timestamp})
         clean = check_files(files, self.max_upload_bytes)
+        for path, data in clean.items():
+            if HIDDEN_TESTS_MARK in data:
+                # nbgrader's own generate_feedback keeps hidden tests in the HTML; learnhub's
+                # single-user configuration removes them (learnhub.course_content.redaction)
+                raise CourseError(422, f"{path} shows hidden tests to the learner; generate the feedback in "
+                                       "a learnhub server (its nbgrader configuration removes them)", {"file": path})
         entries = self._store_all(clean)
         existing = {f.path: f for f in self.session.scalars(select(m.FeedbackFile).where(
             m.FeedbackFile.submission_id == sub.id))}

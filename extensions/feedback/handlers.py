@@ -25,14 +25,25 @@ GRADING_READ_SCOPE = "custom:learnhub:grading:read"
 STREAMED_TEST_KEYS = ("notebook", "grade_id", "points", "max_points", "passed", "hidden")
 
 
-def submission_payload(job: GradingJob) -> dict:
+#: what a learner reads when grading failed for a reason of ours (the details, with server paths and
+#: the engine's words, are for staff)
+GRADING_FAILED = "The grader could not grade this submission; your instructor can see why. It is recorded."
+
+
+def submission_payload(job: GradingJob, staff: bool = False) -> dict:
+    """A grading job as its learner (or, with ``staff``, the course's staff) may read it: hidden tests
+    give pass/fail and points only (the engine leaves their errors out), and what the grader saw of
+    tampering, or why it failed, is for staff."""
     result = job.result or {}
     notebooks = result.get("notebooks", [])
-    return {
+    tampered = sorted(set(result.get("tampered") or []))
+    payload = {
         "id": job.id, "kind": "check" if job.mode == "check" else "submission",
         "course": job.course_id, "assignment": job.assignment_id, "learner": job.learner_id,
         "status": job.status, "score": job.score, "max_score": job.max_score,
-        "submitted_at": iso(job.created_at), "graded_at": iso(job.finished_at), "error": job.error,
+        "submitted_at": iso(job.created_at), "graded_at": iso(job.finished_at),
+        "error": (job.error if staff else GRADING_FAILED) if job.error else None,
+        "needs_review": bool(tampered),
         "needs_manual_grade": any(nb.get("needs_manual_grade") for nb in notebooks),
         "limits_hit": sorted({hit for nb in notebooks for hit in nb.get("limits_hit", [])}),
         "limit_messages": [msg for nb in notebooks for msg in nb.get("limit_messages", [])],
@@ -40,6 +51,11 @@ def submission_payload(job: GradingJob) -> dict:
                                                    "hidden", "message", "error", "explanation", "hint")}
                   for test in flatten_tests(result)],
     }
+    if staff:
+        payload["tampered"] = tampered
+        for entry, test in zip(payload["tests"], flatten_tests(result)):
+            entry["hidden_error"] = test.get("hidden_error")
+    return payload
 
 
 class JobAccessMixin:
@@ -63,7 +79,8 @@ class JobAccessMixin:
         job = await IOLoop.current().run_in_executor(None, self._load, job_id)
         if job is None or job.mode != self.mode:
             raise APIError(404, f"No such {'check' if self.mode == 'check' else 'submission'}: {job_id}")
-        if job.learner_id != self.current_user_name and await self.course_role(job.course_id) not in STAFF:
+        self.staff = await self.course_role(job.course_id) in STAFF
+        if job.learner_id != self.current_user_name and not self.staff:
             # Someone else's work: indistinguishable from one that does not exist.
             raise APIError(404, f"No such {'check' if self.mode == 'check' else 'submission'}: {job_id}")
         return job
@@ -150,7 +167,8 @@ class ChecksHandler(SubmitMixin, APIHandler):
 
 class SubmissionHandler(JobAccessMixin, APIHandler):
     async def get(self, submission_id):
-        self.write_json(submission_payload(await self.visible_job(submission_id)))
+        job = await self.visible_job(submission_id)
+        self.write_json(submission_payload(job, staff=self.staff))
 
 
 class SubmissionEventsHandler(JobAccessMixin, APIWebSocketHandler):
@@ -198,7 +216,7 @@ class SubmissionEventsHandler(JobAccessMixin, APIWebSocketHandler):
                     if key not in sent_tests:
                         sent_tests.add(key)
                         self.send({"type": "test", "id": job_id, **{k: test.get(k) for k in STREAMED_TEST_KEYS}})
-                self.send({"type": "done", **submission_payload(job)})
+                self.send({"type": "done", **submission_payload(job, staff=self.staff)})
                 self.close()
                 return
             await asyncio.sleep(self.poll_seconds)

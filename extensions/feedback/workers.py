@@ -105,7 +105,7 @@ def graded_event(job: GradingJob) -> dict:
     so that recording it twice stores it once."""
     result = job.result or {}
     tests = [{"grade_id": t.get("grade_id"), "passed": t.get("passed"), "points": t.get("points"),
-              "max_points": t.get("max_points"), "error_type": t.get("error")}
+              "max_points": t.get("max_points"), "error_type": t.get("error") or t.get("hidden_error")}
              for t in flatten_tests(result) if t.get("grade_id")]
     context = {"assignment_id": job.assignment_id, "mode": job.mode, "role": "learner"}
     if job.status != GRADED:

@@ -58,6 +58,13 @@ def configure_nbgrader(c) -> None:
         setattr(c.ExchangeFactory, trait, f"learnhub.extensions.singleuser.exchange.{cls}")
     # The layout the server extension's fetch and submit use and activity.course_of reads back.
     c.Exchange.path_includes_course = True
+    # Feedback HTML never carries hidden tests (nbgrader's own keeps their code and tracebacks).
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    from learnhub.course_content.redaction import RedactHiddenTests
+
+    c.GenerateFeedback.preprocessors = [RedactHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
 
 
 def _jupyter_server_extension_points():

@@ -24,7 +24,20 @@ from pathlib import Path
 from traitlets import Bool, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
-RUNNER_SOURCE = (Path(__file__).with_name("runner.py")).read_text()
+def _in_sandbox_source(script: str) -> str:
+    """An in-sandbox script with the shared modules' sources in place of their imports: the sandbox's
+    python runs it with ``-c``, so nothing of learnhub needs to be installed inside."""
+    here = Path(__file__).parent
+    source = (here / script).read_text()
+    shared = "\n".join((here / name).read_text() for name in ("capture.py", "wire.py"))
+    start = source.index("from learnhub.graders.sandbox.capture import")
+    end = source.index(")\n", source.index("from learnhub.graders.sandbox.wire import")) + 2
+    return source[:start] + shared + "\n" + source[end:]
+
+
+#: the trusted runner (it starts the learner's interpreter, whose source it is given)
+RUNNER_SOURCE = _in_sandbox_source("runner.py")
+LEARNER_SOURCE = _in_sandbox_source("learner.py")
 
 #: Names of the limits a result may report in ``limit``.
 LIMIT_NAMES = (
@@ -258,8 +271,11 @@ class Sandbox(LoggingConfigurable):
             except OSError:
                 continue
 
-    def execute(self, code: str) -> dict:
-        """Run one cell; returns the runner's reply, or a synthetic error reply naming the limit."""
+    def execute(self, code: str, kind: str = "learner") -> dict:
+        """Run one cell; returns the runner's reply, or a synthetic error reply naming the limit.
+
+        ``kind``: ``"test"`` for nbgrader's autograder test cells, which the trusted interpreter runs;
+        ``"learner"`` for every other cell, which the learner's interpreter runs (see runner.py)."""
         if not self._used:
             self.claim()
         if not self.running:
@@ -267,7 +283,7 @@ class Sandbox(LoggingConfigurable):
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             return self._stop("wall_time")
-        if not self._send({"op": "exec", "code": code}):
+        if not self._send({"op": "exec", "code": code, "kind": kind}):
             return self._stop(self._classify_exit())
         timeout = min(self.cell_timeout, remaining)
         msg = self._next(timeout)

@@ -127,10 +127,10 @@ class BubblewrapSandbox(Sandbox):
                 "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
             ]
-        from .base import RUNNER_SOURCE
+        from .base import LEARNER_SOURCE, RUNNER_SOURCE
         import json
 
-        cmd += [self.python, "-I", "-c", RUNNER_SOURCE, json.dumps(self.limits_payload())]
+        cmd += [self.python, "-I", "-c", RUNNER_SOURCE, json.dumps(self.limits_payload()), LEARNER_SOURCE]
         return cmd
 
     # ----- cgroups (best effort: the rlimits hold even without them) -----

@@ -14,7 +14,7 @@ import subprocess
 
 from traitlets import List, Unicode
 
-from .base import RUNNER_SOURCE, Sandbox, SandboxError
+from .base import LEARNER_SOURCE, RUNNER_SOURCE, Sandbox, SandboxError
 
 
 class DockerSandbox(Sandbox):
@@ -53,7 +53,7 @@ class DockerSandbox(Sandbox):
             "--env", "HOME=/tmp", "--env", "OPENBLAS_NUM_THREADS=1", "--env", "MPLCONFIGDIR=/tmp/.mpl",
             *self.extra_args,
             self.image,
-            self.container_python, "-I", "-c", RUNNER_SOURCE, json.dumps(limits),
+            self.container_python, "-I", "-c", RUNNER_SOURCE, json.dumps(limits), LEARNER_SOURCE,
         ]
 
     def start(self):

@@ -15,7 +15,7 @@ import warnings
 
 from traitlets import Bool
 
-from .base import RUNNER_SOURCE, Sandbox, SandboxError
+from .base import LEARNER_SOURCE, RUNNER_SOURCE, Sandbox, SandboxError
 
 
 class LocalSandbox(Sandbox):
@@ -37,7 +37,7 @@ class LocalSandbox(Sandbox):
         self.workdir = self._dir
 
     def build_command(self) -> list[str]:
-        return [self.python, "-I", "-c", RUNNER_SOURCE, json.dumps(self.limits_payload())]
+        return [self.python, "-I", "-c", RUNNER_SOURCE, json.dumps(self.limits_payload()), LEARNER_SOURCE]
 
     def popen_kwargs(self) -> dict:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": self._dir, "LANG": "C.UTF-8",

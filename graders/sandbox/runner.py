@@ -1,247 +1,449 @@
-"""The in-sandbox runner: executes notebook cells one by one and answers over a pipe.
+"""The trusted runner inside a grading sandbox: runs the tests, and the learner's interpreter beside it.
 
-This file is *not* imported by the grader. Its source text is handed to the sandbox's
-python with ``python -I -c <source> <limits-json>``, so nothing of learnhub (and no file
-of the assignment) has to exist inside the sandbox. It must therefore only use the
-standard library and IPython, which the sandbox's python provides.
+This file is *not* imported by the grader. Its source (with ``capture.py`` and ``wire.py`` put in
+place of their imports) is handed to the sandbox's python as ``python -I -c <source> <limits-json>
+<learner-source>``, so nothing of learnhub and no file of the assignment has to exist inside the
+sandbox; it uses only the standard library and IPython.
 
-Protocol (JSON lines, one object a line):
+Two interpreters, so that what the learner's code does cannot decide the score:
 
-* runner -> grader, once start-up is done: ``{"type": "ready", "pid": ..., "ipython": bool}``
-* grader -> runner: ``{"op": "exec", "code": "...", "timeout": 30}``; code arrives only when
-  it is executed, so test code (hidden tests included) never exists as a file in the sandbox.
-* runner -> grader: ``{"type": "result", "status": "ok"|"error", "execution_count": n,
-  "outputs": [nbformat v4 outputs], "ename", "evalue", "traceback", "output_truncated": bool}``
-* grader -> runner: ``{"op": "put", "files": {"rel/path": "<base64>"}}`` (assignment data
-  files) -> ``{"type": "put", "status": "ok"}``
+* the **learner's interpreter** (``learner.py``, a child of this process, its pipes the only channel)
+  runs every cell that is not a test — the learner's answers and the instructor's set-up cells;
+* **this interpreter** runs the test cells (nbgrader's autograder tests). Their names resolve to the
+  learner's namespace through :class:`Namespace` — values cross as values, other objects as handles
+  (``wire.py``) — and the built-in names are always this interpreter's own. Test code never reaches
+  the learner's interpreter, the outputs of a test cell are written here, and this process is not
+  dumpable (``PR_SET_DUMPABLE``), so that the learner's code, which runs as the same user, cannot
+  read its memory, its files descriptors or its pipe to the grader.
+
+Protocol with the grader (JSON lines on stdin/stdout):
+
+* runner -> grader, once both interpreters are up: ``{"type": "ready", "pid", "learner_pid", "ipython"}``
+* grader -> runner: ``{"op": "exec", "code": "...", "kind": "test" | "learner"}``
+* runner -> grader: ``{"type": "result", "status": "ok"|"error", "execution_count": n, "outputs": [...],
+  "ename", "evalue", "traceback", "output_truncated": bool, "tampered": [what was seen, so far],
+  "origin": "learner" | "test"}`` (``origin``: who raised the error of a test cell)
+* grader -> runner: ``{"op": "put", "files": {"rel/path": "<base64>"}}`` -> ``{"type": "put", "status": "ok"}``
 * grader -> runner: ``{"op": "exit"}``
-
-The runner imports IPython *before* announcing itself ready, so a warm sandbox pays
-none of that cost at grading time. The cell semantics are IPython's (magics, display
-hook, ``display()``, tracebacks), like the ipykernel nbgrader runs, and the outputs are
-shaped as nbclient would write them, so nbgrader's ``determine_grade`` sees the same thing.
 """
+import builtins
 import json
 import os
 import resource
+import signal
+import subprocess
 import sys
 
+from learnhub.graders.sandbox.capture import OutputCapture, ipython_shell  # the grader puts the sources of
+from learnhub.graders.sandbox.wire import (  # capture.py and wire.py here
+    Connection, Decoder, Encoder, PeerGone, WireError, is_mutable_value, update_in_place,
+)
+
 LIMITS = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+LEARNER_SOURCE = sys.argv[2] if len(sys.argv) > 2 else ""
 
 
-def _limit(name, soft, hard=None):
-    if not soft:
-        return
-    res = getattr(resource, name)
-    hard = hard or soft
+def _not_dumpable():
+    # The learner's code runs as this process's user: without this it could ptrace this process,
+    # or read its memory and file descriptors through /proc.
     try:
-        resource.setrlimit(res, (int(soft), int(hard)))
-    except (ValueError, OSError):
+        import ctypes
+
+        PR_SET_DUMPABLE = 4
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - not Linux: nothing to do
         pass
 
 
-# Limits first: they hold for everything this process and its children ever do,
-# and an unprivileged process can never raise a hard limit again.
-_limit("RLIMIT_CPU", LIMITS.get("cpu_time"), (LIMITS.get("cpu_time") or 0) + 2)
-_limit("RLIMIT_AS", LIMITS.get("memory"))
-_limit("RLIMIT_NPROC", LIMITS.get("max_processes"))
-_limit("RLIMIT_FSIZE", LIMITS.get("max_file_size"))
+_not_dumpable()
+for _name, _value in (("RLIMIT_CPU", LIMITS.get("cpu_time")), ("RLIMIT_AS", LIMITS.get("memory"))):
+    if _value:
+        try:
+            hard = int(_value) + (2 if _name == "RLIMIT_CPU" else 0)
+            resource.setrlimit(getattr(resource, _name), (int(_value), hard))
+        except (ValueError, OSError):
+            pass
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-# The protocol lives on private duplicates of stdin/stdout (not inheritable, so child
-# processes never get them); fds 0/1 become /dev/null so that stray reads cannot eat
-# protocol lines and C-level writes cannot corrupt them.
 _proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8", newline="\n")
 _proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
 _devnull = os.open(os.devnull, os.O_RDWR)
 os.dup2(_devnull, 0)
 os.dup2(_devnull, 1)
 
-MAX_OUTPUT = int(LIMITS.get("max_output_bytes") or 1 << 20)
-_state = {"outputs": [], "written": 0, "truncated": False, "count": 0}
 
-
-def _send(obj):
+def _send_grader(obj):
     _proto_out.write(json.dumps(obj) + "\n")
     _proto_out.flush()
 
 
-def _room(n):
-    """How much of an n-character write still fits under the output cap."""
-    left = MAX_OUTPUT - _state["written"]
-    if left <= 0:
-        if not _state["truncated"]:
-            _state["truncated"] = True
-            _add_stream("stderr", "\n[learnhub] output truncated: limit of %d bytes reached\n" % MAX_OUTPUT, force=True)
-        return 0
-    return min(n, left)
+# -- the learner's interpreter ----------------------------------------------------------------
+
+_learner = subprocess.Popen([sys.executable, "-I", "-c", LEARNER_SOURCE, json.dumps(LIMITS)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+                            text=True, encoding="utf-8", bufsize=1)
+#: what the learner's interpreter did that it should not have (machinery it changed, protocol it broke)
+tampered = []
+_state = {"count": 0, "remote": 0, "in_test": False, "broken": None}
 
 
-def _add_stream(name, text, force=False):
-    if not force:
-        keep = _room(len(text))
-        if keep < len(text):
-            text = text[:keep]
-            _room(1)  # records the truncation notice
-        if not text:
-            return
-        _state["written"] += len(text)
-    outs = _state["outputs"]
-    # nbclient merges consecutive writes of the same stream into one output
-    if outs and outs[-1]["output_type"] == "stream" and outs[-1]["name"] == name:
-        outs[-1]["text"] += text
-    else:
-        outs.append({"output_type": "stream", "name": name, "text": text})
+def _note(sign):
+    if sign not in tampered:
+        tampered.append(sign)
 
 
-class _Stream:
-    encoding = "utf-8"
-    errors = "replace"
+capture = OutputCapture(int(LIMITS.get("max_output_bytes") or 1 << 20))
 
-    def __init__(self, name):
-        self.name = name
+# -- handles and values -------------------------------------------------------------------------
 
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
-        _add_stream(self.name, text)
-        return len(text)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
-
-    def readable(self):
-        return False
-
-    def writable(self):
-        return True
-
-    def fileno(self):
-        import io
-
-        raise io.UnsupportedOperation("fileno")
+_callbacks = {}   # id -> object of the tests, given to learner code
+_callback_ids = {}
+_handles = {}     # handle id -> Handle (one proxy per learner object)
 
 
-def _json_safe(data):
+class LearnerError(Exception):
+    """Marks exceptions raised by learner code (their messages are the learner's words)."""
+
+
+def _raise_from(reply):
+    error = reply.get("error") or {}
+    message = str(error.get("message", ""))
+    name = str(error.get("type", "Exception"))
+    for base in error.get("bases") or ():
+        cls = getattr(builtins, str(base), None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            exc = cls(message if base == name else f"{name}: {message}")
+            exc.__learnhub_origin__ = "learner"
+            raise exc
+    raise LearnerError(f"{name}: {message}")
+
+
+def _callback_of(obj):
+    ident = _callback_ids.get(id(obj))
+    if ident is None or _callbacks.get(ident) is not obj:
+        ident = len(_callbacks) + 1
+        _callbacks[ident], _callback_ids[id(obj)] = obj, ident
+    return {"$cb": ident}
+
+
+def _known(obj):
+    if isinstance(obj, Handle):
+        return {"$h": object.__getattribute__(obj, "_h")}
+    return None
+
+
+def _resolve(tag, data):
+    if tag == "$cb":
+        ident = data.get("$cb")
+        if ident not in _callbacks:
+            raise WireError("a callback this interpreter did not give out")
+        return _callbacks[ident]
+    ident = data.get("$h")
+    if not isinstance(ident, int):
+        raise WireError("not a handle")
+    if data.get("module"):
+        module = _trusted_module(str(data["module"]))
+        if module is not None:
+            return module
+    handle = _handles.get(ident)
+    if handle is None:
+        handle = _handles[ident] = Handle(ident, str(data.get("type", "object"))[:200], bool(data.get("call")))
+    return handle
+
+
+def _trusted_module(name):
+    """The module ``name`` as this interpreter imports it (from the read-only system: ``-I`` keeps the
+    learner-writable working directory off ``sys.path``), or None."""
+    import importlib
+
     try:
-        json.dumps(data)
-        return data
-    except (TypeError, ValueError):
-        return {k: str(v) for k, v in data.items()}
+        module = importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - the learner's own module, or nothing: stays a handle
+        return None
+    where = getattr(module, "__file__", None) or ""
+    workdir = os.path.realpath(LIMITS.get("workdir") or os.getcwd())
+    if where and os.path.realpath(where).startswith(workdir + os.sep):
+        return None
+    return module
 
 
-def _sized(data):
-    n = len(json.dumps(data, default=str))
-    if _room(n) < n:
-        return False
-    _state["written"] += n
-    return True
+def _encode(value):
+    return Encoder(_callback_of, _known)(value)
 
+
+def _decode(data):
+    return Decoder(_resolve)(data)
+
+
+def _arguments(args, kwargs):
+    return {"args": [_encode(a) for a in args], "kwargs": [[str(k), _encode(v)] for k, v in kwargs.items()]}
+
+
+def _ask(message, args=(), kwargs=None):
+    """A request to the learner's interpreter; what it printed goes to the running cell's outputs,
+    what it did to our arguments is copied back, its error is raised here."""
+    kwargs = kwargs or {}
+    if _state["broken"]:
+        # once the learner's interpreter broke the protocol, nothing it says can be trusted
+        raise RuntimeError(_state["broken"])
+    _state["remote"] += 1
+    try:
+        reply = _conn.request(message)
+    except PeerGone:
+        raise _LearnerGone() from None
+    except WireError as exc:
+        _note("protocol")
+        _state["broken"] = f"the notebook's interpreter broke the grading protocol: {exc}"
+        raise RuntimeError(_state["broken"]) from None
+    finally:
+        _state["remote"] -= 1
+    for output in reply.get("outputs") or []:
+        capture.add(output)
+    for index, after in reply.get("after") or []:
+        target = args[index] if isinstance(index, int) and 0 <= index < len(args) else kwargs.get(index)
+        if target is not None and is_mutable_value(target):
+            update_in_place(target, _decode(after))
+    if not reply.get("ok"):
+        _raise_from(reply)
+    return reply
+
+
+class _LearnerGone(BaseException):
+    """The learner's interpreter exited or was killed: nothing more can be graded."""
+
+
+_NO_CONCLUSION = ("a test cannot compare, test the truth of, or do arithmetic with a {type} object from the "
+                  "notebook; tests draw their conclusions from values (numbers, text, lists, dicts, ...)")
+
+
+class Handle:
+    """A learner's object the tests may call, read, index, iterate and print — and nothing else."""
+
+    __slots__ = ("_h", "_type", "_callable", "__weakref__")
+
+    def __init__(self, ident, type_name, is_callable):
+        object.__setattr__(self, "_h", ident)
+        object.__setattr__(self, "_type", type_name)
+        object.__setattr__(self, "_callable", is_callable)
+
+    def _ask(self, op, call_args=(), call_kwargs=None, **fields):
+        message = {"op": op, "h": object.__getattribute__(self, "_h"), **fields}
+        return _decode(_ask(message, call_args, call_kwargs)["value"])
+
+    def __call__(self, *args, **kwargs):
+        return self._ask("call", args, kwargs, **_arguments(args, kwargs))
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__") and name not in ("__name__", "__qualname__", "__doc__",
+                                                                              "__module__"):
+            raise AttributeError(name)
+        return self._ask("getattr", name=name)
+
+    def __setattr__(self, name, value):
+        self._ask("setattr", name=name, value=_encode(value))
+
+    def __getitem__(self, key):
+        return self._ask("getitem", key=_encode(key))
+
+    def __setitem__(self, key, value):
+        self._ask("setitem", key=_encode(key), value=_encode(value))
+
+    def __delitem__(self, key):
+        self._ask("delitem", key=_encode(key))
+
+    def __iter__(self):
+        return self._ask("iter")
+
+    def __next__(self):
+        return self._ask("next")
+
+    def __len__(self):
+        return self._ask("len")
+
+    def __str__(self):
+        return self._ask("str")
+
+    def __repr__(self):
+        return self._ask("repr")
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+    @property
+    def __signature__(self):
+        import inspect
+
+        params = []
+        for name, kind, default in self._ask_raw("signature"):
+            value = inspect.Parameter.empty if default == {"$empty": 1} else _decode(default)
+            params.append(inspect.Parameter(str(name), inspect._ParameterKind(int(kind)), default=value))
+        return inspect.Signature(params)
+
+    def _ask_raw(self, op):
+        return _ask({"op": op, "h": object.__getattribute__(self, "_h")})["value"]
+
+    def _refuse(self, *_):
+        raise TypeError(_NO_CONCLUSION.format(type=object.__getattribute__(self, "_type")))
+
+    # identity only: the learner's __eq__ never decides a test
+    def __eq__(self, other):
+        return self is other
+
+    def __ne__(self, other):
+        return self is not other
+
+    def __hash__(self):
+        return hash(("learnhub-handle", object.__getattribute__(self, "_h")))
+
+    __bool__ = __lt__ = __le__ = __gt__ = __ge__ = __contains__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __pos__ = _refuse
+    __abs__ = __int__ = __float__ = __index__ = __round__ = _refuse
+
+
+class Namespace(dict):
+    """The test cells' globals: their own names first, then the learner's notebook, by value.
+
+    Built-in names are never looked up in the notebook: learner code that rebinds ``isinstance``,
+    ``len`` or ``AssertionError`` changes its own cells, not the tests."""
+
+    def __missing__(self, name):
+        if not isinstance(name, str) or hasattr(builtins, name) or name.startswith("__") and name.endswith("__"):
+            raise KeyError(name)
+        reply = _ask({"op": "lookup", "name": name})
+        if reply.get("missing"):
+            raise KeyError(name)
+        return _decode(reply["value"])
+
+
+def _answer_learner(request):
+    """A request of learner code: call a function the tests gave it."""
+    if request.get("op") != "call" or request.get("cb") not in _callbacks:
+        _note("protocol")
+        raise WireError("the notebook's interpreter asked for something it may not")
+    func = _callbacks[request["cb"]]
+    args = [_decode(a) for a in request.get("args") or []]
+    kwargs = {str(k): _decode(v) for k, v in request.get("kwargs") or []}
+    try:
+        value = func(*args, **kwargs)
+    except _LearnerGone:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the exception is the answer, raised there
+        bases = [c.__name__ for c in type(exc).__mro__ if getattr(builtins, c.__name__, None) is c]
+        return {"ok": False, "error": {"type": type(exc).__name__, "bases": bases, "message": str(exc)[:2000]}}
+    after = [[i, _encode(a)] for i, a in enumerate(args) if is_mutable_value(a)]
+    return {"ok": True, "value": _encode(value), "after": after}
+
+
+_conn = Connection(_learner.stdout, _learner.stdin, _answer_learner)
+try:
+    _ready = _conn.receive()
+except (PeerGone, WireError):
+    _ready = {}
+if _ready.get("type") != "ready":
+    sys.exit(3)
+
+# -- the tests' interpreter --------------------------------------------------------------------
 
 os.environ.setdefault("NBGRADER_EXECUTION", "autograde")
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-try:
-    from IPython.core.displayhook import DisplayHook
-    from IPython.core.displaypub import DisplayPublisher
-    from IPython.core.interactiveshell import InteractiveShell
-
-    class _Hook(DisplayHook):
-        def start_displayhook(self):
-            self._fmt = None
-
-        def write_output_prompt(self):
-            pass
-
-        def write_format_data(self, format_dict, md_dict=None):
-            data = _json_safe(format_dict)
-            if _sized(data):
-                _state["outputs"].append(
-                    {"output_type": "execute_result", "execution_count": self.prompt_count,
-                     "data": data, "metadata": md_dict or {}}
-                )
-
-        def finish_displayhook(self):
-            pass
-
-    class _Pub(DisplayPublisher):
-        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
-            data = _json_safe(data)
-            if _sized(data):
-                _state["outputs"].append(
-                    {"output_type": "display_data", "data": data, "metadata": metadata or {}}
-                )
-
-        def clear_output(self, wait=False):
-            _state["outputs"].clear()
-
-    from traitlets.config import Config
-
-    _cfg = Config()
-    # as nbgrader's Execute.extra_arguments: no history file
-    _cfg.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=_cfg, displayhook_class=_Hook, display_pub_class=_Pub,
-                                      colors="NoColor")
-
-    def _showtraceback(etype, evalue, stb):
-        _state["outputs"].append(
-            {"output_type": "error", "ename": str(etype.__name__), "evalue": str(evalue), "traceback": stb}
-        )
-
-    shell._showtraceback = _showtraceback
-    if hasattr(shell, "_tee"):
-        # IPython >= 9 copies every write of a cell into its output history (for %history -o),
-        # without a cap: a cell printing in a loop would exhaust the memory limit long before
-        # the runner's own output cap ends it. The runner keeps the outputs itself.
-        import contextlib
-
-        shell._tee = lambda channel: contextlib.nullcontext()
-    HAVE_IPYTHON = True
-except Exception:  # pragma: no cover - minimal pythons without IPython
-    HAVE_IPYTHON = False
-    shell = None
-    _ns = {"__name__": "__main__"}
-
-sys.stdout = _Stream("stdout")
-sys.stderr = _Stream("stderr")
+namespace = Namespace({"__name__": "__main__", "__builtins__": builtins})
+shell = ipython_shell(capture, namespace)
+sys.stdout, sys.stderr = capture.stream("stdout"), capture.stream("stderr")
 sys.stdin = open(os.devnull)
 os.chdir(LIMITS.get("workdir") or os.getcwd())
 
 
+def _on_interrupt(signum, frame):
+    # The grader interrupts a cell that ran too long. The learner's interpreter is interrupted in
+    # every case (a test waiting for learner code, or a learner cell); a test's own code is
+    # interrupted here only when it is not waiting for the learner (that wait ends with the
+    # learner's KeyboardInterrupt, in order).
+    try:
+        os.kill(_learner.pid, signal.SIGINT)
+    except OSError:
+        pass
+    if _state["in_test"] and not _state["remote"]:
+        raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGINT, _on_interrupt)
+
+
 def _run_plain(code):
-    """Fallback without IPython: exec the cell, echo the last expression's repr."""
-    import ast
     import traceback
 
-    _state["count"] += 1
     try:
-        tree = ast.parse(code)
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        exec(compile(tree, "<cell>", "exec"), _ns)
-        if last is not None:
-            value = eval(compile(last, "<cell>", "eval"), _ns)
-            if value is not None:
-                _state["outputs"].append(
-                    {"output_type": "execute_result", "execution_count": _state["count"],
-                     "data": {"text/plain": repr(value)}, "metadata": {}})
-        return None
-    except BaseException as exc:  # noqa: BLE001 - the cell's error is the result
-        e = {"output_type": "error", "ename": type(exc).__name__, "evalue": str(exc),
-             "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)}
-        _state["outputs"].append(e)
-        return e
+        exec(compile(code, "<cell>", "exec"), namespace)
+    except BaseException as exc:  # noqa: BLE001
+        capture.outputs.append({"output_type": "error", "ename": type(exc).__name__, "evalue": str(exc),
+                                "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)})
+        return exc
+    return None
 
 
-_send({"type": "ready", "pid": os.getpid(), "ipython": HAVE_IPYTHON})
+def _test_cell(code):
+    capture.push()
+    reply = {"type": "result", "status": "ok"}
+    _state["in_test"] = True
+    err = None
+    try:
+        if shell is not None:
+            res = shell.run_cell(code, store_history=False, silent=False)
+            err = res.error_in_exec or res.error_before_exec
+        else:
+            err = _run_plain(code)
+    except _LearnerGone:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        err = exc
+    finally:
+        _state["in_test"] = False
+        outputs = capture.pop()
+    if isinstance(err, _LearnerGone):
+        raise err
+    if err is not None:
+        reply.update(status="error", ename=type(err).__name__, evalue=str(err)[:2000], traceback=[],
+                     origin=getattr(err, "__learnhub_origin__", "test"))
+    for output in outputs:
+        if output.get("output_type") == "execute_result":
+            output["execution_count"] = _state["count"]
+    reply["outputs"] = outputs
+    return reply
+
+
+_ALLOWED = ("stream", "display_data", "execute_result", "error")
+
+
+def _learner_cell(code):
+    reply = _ask({"op": "exec", "code": code})
+    for sign in reply.get("tampered") or []:
+        _note(str(sign)[:100])
+    outputs = []
+    for output in reply.get("outputs") or []:
+        if isinstance(output, dict) and output.get("output_type") in _ALLOWED:
+            outputs.append(output)
+    result = {"type": "result", "status": "error" if reply.get("status") == "error" else "ok", "outputs": outputs,
+              "output_truncated": bool(reply.get("output_truncated"))}
+    if result["status"] == "error":
+        result.update(ename=str(reply.get("ename", "Error"))[:200], evalue=str(reply.get("evalue", ""))[:2000],
+                      traceback=[])
+    return result
+
+
+def _learner_stopped():
+    """The learner's interpreter is gone: this runner ends too, with its status, so that the grader
+    tells why (memory, CPU time, a crash) as it would for one interpreter."""
+    try:
+        code = _learner.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is not None and code < 0:
+        os._exit(128 - code)
+    os._exit(code if code else 70)
+
+
+_send_grader({"type": "ready", "pid": os.getpid(), "learner_pid": _learner.pid, "ipython": shell is not None})
 
 for line in _proto_in:
     try:
@@ -250,41 +452,35 @@ for line in _proto_in:
         continue
     op = msg.get("op")
     if op == "exit":
+        try:
+            _conn.send({"op": "exit", "id": 0})
+        except (OSError, ValueError):
+            pass
         break
-    if op == "put":
-        # assignment data files, written next to the notebook; paths stay inside the workdir
-        import base64
-
-        for rel, data in (msg.get("files") or {}).items():
-            target = os.path.realpath(os.path.join(os.getcwd(), rel))
-            if not target.startswith(os.path.realpath(os.getcwd()) + os.sep):
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as fh:
-                fh.write(base64.b64decode(data))
-        _send({"type": "put", "status": "ok"})
-        continue
-    if op != "exec":
-        continue
-    _state["outputs"] = []
-    reply = {"type": "result", "status": "ok"}
     try:
-        if HAVE_IPYTHON:
-            res = shell.run_cell(msg.get("code", ""), store_history=True, silent=False)
-            reply["execution_count"] = shell.execution_count - 1
-            err = res.error_in_exec or res.error_before_exec
-            if err is not None:
-                reply.update(status="error", ename=type(err).__name__, evalue=str(err), traceback=[])
+        if op == "put":
+            _ask({"op": "put", "files": msg.get("files") or {}})
+            _send_grader({"type": "put", "status": "ok"})
+            continue
+        if op != "exec":
+            continue
+        _state["count"] += 1
+        if msg.get("kind") == "test":
+            reply = _test_cell(msg.get("code", ""))
         else:
-            e = _run_plain(msg.get("code", ""))
-            reply["execution_count"] = _state["count"]
-            if e:
-                reply.update(status="error", ename=e["ename"], evalue=e["evalue"], traceback=[])
-    except BaseException as exc:  # noqa: BLE001 - e.g. KeyboardInterrupt between cells
-        reply.update(status="error", ename=type(exc).__name__, evalue=str(exc), traceback=[])
-    reply["outputs"] = _state["outputs"]
-    reply["output_truncated"] = _state["truncated"]
+            reply = _learner_cell(msg.get("code", ""))
+    except _LearnerGone:
+        _learner_stopped()
+    except KeyboardInterrupt:
+        reply = {"type": "result", "status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": [],
+                 "outputs": []}
+    except Exception:  # noqa: BLE001 - the protocol broken during a learner cell (noted in `tampered`)
+        reply = {"type": "result", "status": "error", "ename": "GradingStopped",
+                 "evalue": "This cell could not be run by the grader.", "traceback": [], "outputs": []}
+    reply["execution_count"] = _state["count"]
+    reply["output_truncated"] = reply.get("output_truncated") or capture.truncated
+    reply["tampered"] = list(tampered)
     try:
-        _send(reply)
+        _send_grader(reply)
     except (BrokenPipeError, ValueError):
         break

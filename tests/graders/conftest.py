@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # sandbox_tools
+
 from learnhub.graders import testing as T
 from learnhub.graders.sandbox import bwrap_path
 
@@ -97,3 +99,15 @@ def prepared(engine, nbgrader_run):
 
 
 requires_bwrap = pytest.mark.skipif(not bwrap_path(), reason="bubblewrap (bwrap) is not installed")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, nbgrader_run):
+    """An engine and a warm pool of bubblewrap sandboxes with tight limits, secrets planted around
+    them, and the test assignment prepared (``sandbox_tools``)."""
+    from sandbox_tools import make_world
+
+    made = make_world(tmp_path_factory, nbgrader_run)
+    yield made
+    made["pool"].close()
+    made["engine"].close()
