@@ -145,6 +145,50 @@ def test_blank_submission_scores_zero_and_hides_hidden_tests(platform):
             assert "HIDDEN" not in (test["message"] or "")
     assert any(t["hint"] for t in result["tests"]), "instructor hints are shown on failure"
     assert "BEGIN HIDDEN TESTS" in source  # the fixture really has hidden tests
+    hidden = [t for t in result["tests"] if t["hidden"]]
+    assert hidden and all(t["error"] is None and t["explanation"] is None for t in hidden)
+    assert "hidden_error" not in json.dumps(result) and "tampered" not in result
+    # The course's staff read why a hidden test failed (the error's kind, never shown to learners).
+    staff = get(platform, "ian", f"submissions/{job['id']}").json()
+    assert {t["grade_id"] for t in staff["tests"] if t["hidden"] and t["hidden_error"]} == {t["grade_id"] for t in hidden}
+    assert staff["tampered"] == []
+
+
+def with_cell_first(notebook: bytes, source: str) -> bytes:
+    """The notebook with a cell of the learner's own at the top (nbgrader keeps added cells)."""
+    import nbformat
+
+    nb = nbformat.reads(notebook.decode(), as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(source))
+    return nbformat.writes(nb).encode()
+
+
+NO_ASSERTS = ("import ast\nclass NoAsserts(ast.NodeTransformer):\n"
+              "    def visit_Assert(self, node):\n        return ast.Pass()\n"
+              "get_ipython().ast_transformers.append(NoAsserts())\n")
+
+
+def test_tampering_through_the_service_scores_nothing_and_asks_staff_to_review(platform):
+    """A blank answer whose first cell removes every assert from later cells (which makes nbgrader's
+    own autograde pass them all): the learner reads a neutral message and a submission that needs
+    review, the same over REST and the WebSocket; the instructor reads what was seen."""
+    from learnhub.graders.engine import TAMPERED_MESSAGE
+
+    accepted = submit(platform, "leo", with_cell_first(platform["blank"], NO_ASSERTS))
+    assert accepted.status_code == 202, accepted.text
+    job = accepted.json()["id"]
+    events = asyncio.run(collect_events(platform, "leo", f"submissions/{job}/events"))
+    done = events[-1]
+    rest = get(platform, "leo", f"submissions/{job}").json()
+    for view in (done, rest):
+        assert view["status"] == "graded" and view["score"] == 0 and view["needs_review"] is True
+        assert not any(t["passed"] for t in view["tests"])
+        assert "tampered" not in view and "ast_transformers" not in json.dumps(view)
+        assert all(t["message"] == TAMPERED_MESSAGE and t["error"] is None and t["hint"] is None
+                   for t in view["tests"])
+    assert all(not e.get("passed") for e in events if e["type"] == "test")
+    staff = get(platform, "ian", f"submissions/{job}").json()
+    assert staff["needs_review"] is True and "ipython.ast_transformers" in staff["tampered"]
 
 
 def test_the_instructors_course_report_shows_the_graded_work(platform):
