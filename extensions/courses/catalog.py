@@ -597,11 +597,14 @@ class Progress:
         exercises = self.session.scalars(select(m.Exercise).where(m.Exercise.course_id == course_id)).all()
         released = {a.id: a for a in self.session.scalars(select(m.Assignment).where(
             m.Assignment.course_id == course_id, m.Assignment.released.is_(True)))}
+        extended = {e.assignment_id: e for e in self.session.scalars(select(m.Extension).where(
+            m.Extension.course_id == course_id, m.Extension.user_name == user))}
         for a in sorted(released.values(), key=lambda a: (a.position, a.id)):
             st = statuses.get(a.id, {"status": "not fetched", "attempts_used": 0, "score": None, "cell_scores": {}})
+            due = extended[a.id].due if a.id in extended and extended[a.id].due is not None else a.due
             assignments.append({"id": a.id, "title": a.title, "status": st["status"],
                                 "attempts_used": st["attempts_used"], "score": st["score"], "max_score": a.max_score,
-                                "due": iso(a.due)})
+                                "due": iso(due), "extended": a.id in extended})
         for ex in exercises:
             if ex.assignment_id not in released:
                 continue

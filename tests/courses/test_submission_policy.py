@@ -255,6 +255,8 @@ def test_deadlines_late_marks_and_a_later_due_date_for_one_learner(hub):
         assert mine["extended"] is True and mine["due"].startswith(tomorrow.strftime("%Y-%m-%dT%H:%M:%S"))
         assert theirs["extended"] is False and theirs["due"] == theirs["assignment_due"] == mine["assignment_due"]
         assert theirs["due"].startswith(due.strftime("%Y-%m-%dT%H:%M"))
+        progress = hub.api("GET", f"{COURSES}/courses/{COURSE}/progress", token=ann).json()["assignments"]
+        assert [(a["due"], a["extended"]) for a in progress if a["id"] == ASSIGNMENT] == [(mine["due"], True)]
     finally:
         rules(hub)
 
