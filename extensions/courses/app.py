@@ -39,6 +39,28 @@ class CoursesService(ServiceApp):
     def _default_max_upload(self):
         return int(os.environ.get("LEARNHUB_COURSES_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
 
+    submissions_per_minute = Integer(
+        10,
+        help="""Graded submissions one learner may make per submissions_window seconds, across every course and
+        every path (exchange, feedback service, JupyterLab's Submit); more get 429 with Retry-After. Counted from
+        the submissions table, so the limit holds across processes and restarts. 0: no limit.
+        Env: LEARNHUB_SUBMISSIONS_PER_MINUTE.""",
+    ).tag(config=True)
+
+    @default("submissions_per_minute")
+    def _default_submissions_per_minute(self):
+        return int(os.environ.get("LEARNHUB_SUBMISSIONS_PER_MINUTE", 10))
+
+    submissions_window = Float(
+        60.0,
+        help="""Seconds of the sliding window of submissions_per_minute (a minute unless changed).
+        Env: LEARNHUB_SUBMISSIONS_WINDOW_SECONDS.""",
+    ).tag(config=True)
+
+    @default("submissions_window")
+    def _default_submissions_window(self):
+        return float(os.environ.get("LEARNHUB_SUBMISSIONS_WINDOW_SECONDS", 60.0))
+
     store_path = Unicode(help="Folder of the content-addressed file store (default: <data dir>/store).").tag(config=True)
 
     @default("store_path")
@@ -90,6 +112,8 @@ class CoursesService(ServiceApp):
             (ASSIGNMENT + r"/submissions", h.SubmissionsHandler),
             (ASSIGNMENT + r"/submissions/(?P<submission_id>[^/]+)/files", h.SubmissionFilesHandler),
             (ASSIGNMENT + r"/feedback", h.FeedbackHandler),
+            (ASSIGNMENT + r"/extensions", h.ExtensionsHandler),
+            (ASSIGNMENT + r"/extensions/(?P<user>[^/]+)", h.ExtensionHandler),
         ]
 
     def openapi_paths(self) -> dict:

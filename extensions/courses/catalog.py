@@ -550,7 +550,12 @@ class Progress:
         user = self._who(caller, role, course_id, user)
         if not (role or caller.manager or caller.can_read_grades):
             raise CourseError(403, f"enroll in {course_id} to see its assignments")
+        from .policy import SubmissionPolicy  # the rules know the catalogue, not the other way round
+
         statuses = self._status(course_id, user)
+        policy = SubmissionPolicy(self.session)
+        extensions = {e.assignment_id: e for e in self.session.scalars(select(m.Extension).where(
+            m.Extension.course_id == course_id, m.Extension.user_name == user))}
         out = []
         for a in self.session.scalars(select(m.Assignment).where(m.Assignment.course_id == course_id)
                                       .order_by(m.Assignment.position, m.Assignment.id)):
@@ -558,8 +563,11 @@ class Progress:
                 continue  # learners do not see what is not released yet
             st = statuses.get(a.id, {"status": "not fetched", "attempts_used": 0, "score": None,
                                      "last_submitted_at": None})
-            out.append({"id": a.id, "course_id": course_id, "title": a.title, "due": iso(a.due),
-                        "hard_deadline": a.hard_deadline, "max_attempts": a.max_attempts,
+            # ``due``, ``max_attempts``: the learner's own (with their extension); ``assignment_due``: everyone's
+            own = policy.standing(a, user, attempts_used=st["attempts_used"], extension=extensions.get(a.id))
+            out.append({"id": a.id, "course_id": course_id, "title": a.title, "due": iso(own.due),
+                        "assignment_due": iso(a.due), "extended": own.extended, "attempts_left": own.attempts_left,
+                        "hard_deadline": a.hard_deadline, "max_attempts": own.max_attempts,
                         "difficulty": a.difficulty, "released": a.released, "max_score": a.max_score,
                         "notebooks": [f["path"] for f in a.release_files or [] if f["path"].endswith(".ipynb")],
                         "status": st["status"], "attempts_used": st["attempts_used"], "score": st["score"],
@@ -589,11 +597,14 @@ class Progress:
         exercises = self.session.scalars(select(m.Exercise).where(m.Exercise.course_id == course_id)).all()
         released = {a.id: a for a in self.session.scalars(select(m.Assignment).where(
             m.Assignment.course_id == course_id, m.Assignment.released.is_(True)))}
+        extended = {e.assignment_id: e for e in self.session.scalars(select(m.Extension).where(
+            m.Extension.course_id == course_id, m.Extension.user_name == user))}
         for a in sorted(released.values(), key=lambda a: (a.position, a.id)):
             st = statuses.get(a.id, {"status": "not fetched", "attempts_used": 0, "score": None, "cell_scores": {}})
+            due = extended[a.id].due if a.id in extended and extended[a.id].due is not None else a.due
             assignments.append({"id": a.id, "title": a.title, "status": st["status"],
                                 "attempts_used": st["attempts_used"], "score": st["score"], "max_score": a.max_score,
-                                "due": iso(a.due)})
+                                "due": iso(due), "extended": a.id in extended})
         for ex in exercises:
             if ex.assignment_id not in released:
                 continue

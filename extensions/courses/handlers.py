@@ -15,6 +15,7 @@ from learnhub.timeutil import parse_iso
 
 from .catalog import (Caller, CourseCatalog, CourseError, Enrollments, Profiles, Progress, Schedule, page,
                       parse_cursor, parse_limit)
+from .policy import Extensions, SubmissionPolicy
 from .submissions import AssignmentExchange
 
 log = logging.getLogger("learnhub.courses")
@@ -56,7 +57,8 @@ class CoursesHandler(APIHandler):
             try:
                 return await IOLoop.current().run_in_executor(None, transaction)
             except CourseError as exc:
-                raise APIError(exc.status, exc.message, exc.details)
+                headers = {"Retry-After": str(exc.details["retry_after"])} if exc.status == 429 else None
+                raise APIError(exc.status, exc.message, exc.details, headers=headers)
             except (IntegrityError, OperationalError) as exc:
                 # A lost race (two writers on one unique key, or SQLite's writer lock): try again anew.
                 if attempt >= retries:
@@ -92,8 +94,11 @@ class CoursesHandler(APIHandler):
     def store(self):
         return self.service.store
 
+    def policy(self, session) -> SubmissionPolicy:
+        return SubmissionPolicy(session, self.service.submissions_per_minute, self.service.submissions_window)
+
     def exchange(self, session, max_bytes: int = 0) -> AssignmentExchange:
-        return AssignmentExchange(session, self.store, max_bytes, self.service.sources)
+        return AssignmentExchange(session, self.store, max_bytes, self.service.sources, self.policy(session))
 
 
 class CoursesListHandler(CoursesHandler):
@@ -284,3 +289,25 @@ class FeedbackHandler(CoursesHandler):
             c, course_id, assignment_id, submission_id=arg("submission"), user=arg("user"),
             timestamp=arg("timestamp"), files=files, score=score, max_score=max_score, cell_scores=cell_scores))
         self.write_json(result, 201)
+
+
+class ExtensionsHandler(CoursesHandler):
+    """``GET .../extensions``: every learner's extension of one assignment (staff)."""
+
+    async def get(self, course_id, assignment_id):
+        items = await self.run(lambda s, c: Extensions(s).list(c, course_id, assignment_id))
+        self.write_json(self.paged(items))
+
+
+class ExtensionHandler(CoursesHandler):
+    """``PUT/DELETE .../extensions/{user}``: grant, replace or withdraw one learner's extension (staff)."""
+
+    async def put(self, course_id, assignment_id, user):
+        body = self.get_json_body()
+        row, created = await self.run(lambda s, c: Extensions(s).put(c, course_id, assignment_id, user, body))
+        self.write_json(row, 201 if created else 200)
+
+    async def delete(self, course_id, assignment_id, user):
+        await self.run(lambda s, c: Extensions(s).delete(c, course_id, assignment_id, user))
+        self.set_status(204)
+        self.finish()

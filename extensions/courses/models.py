@@ -157,13 +157,16 @@ class Submission(Base):
     autograde_max_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     autograde_cells: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     autograded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: minutes past the learner's effective due date when submitted (soft deadline); None: on time
+    minutes_late: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (ForeignKeyConstraint(["course_id", "assignment_id"],
                                            ["course_assignments.course_id", "course_assignments.id"],
                                            ondelete="CASCADE"),
                       UniqueConstraint("course_id", "assignment_id", "user_name", "attempt",
                                        name="uq_submissions_attempt"),
-                      Index("ix_submissions_user", "user_name", "course_id"))
+                      Index("ix_submissions_user", "user_name", "course_id"),
+                      Index("ix_submissions_user_time", "user_name", "submitted_at"))
 
 
 class FeedbackFile(Base):
@@ -179,3 +182,22 @@ class FeedbackFile(Base):
 
     __table_args__ = (ForeignKeyConstraint(["submission_id"], ["submissions.id"], ondelete="CASCADE"),
                       UniqueConstraint("submission_id", "path", name="uq_feedback_files_path"))
+
+
+class Extension(Base):
+    """One learner's extension of one assignment (migration ``0010_extensions``): a later due date
+    and/or more attempts than the assignment's."""
+
+    __tablename__ = "assignment_extensions"
+
+    course_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    assignment_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    extra_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    granted_by: Mapped[str] = mapped_column(String(255))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (ForeignKeyConstraint(["course_id", "assignment_id"],
+                                           ["course_assignments.course_id", "course_assignments.id"],
+                                           ondelete="CASCADE"),)

@@ -113,13 +113,15 @@ def _paths() -> dict:
                                    q("collect", "same as latest")] + PAGE,
                     "responses": {"200": LIST, **errors(401, 403, 404)}},
             "post": {"summary": "Submit (members; the feedback service for a learner named in the form field "
-                                "'user'); recorded before the answer; counts against the attempt limit",
+                                "'user'); recorded before the answer; the rules of the assignment (release, archived course, deadline "
+                                "and late policy, attempts, the learner's extension) and the per-learner rate limit "
+                                "(429 with Retry-After) apply",
                      "requestBody": UPLOAD,
                      "responses": {"201": {"description": "the submission; grading: {id, status, score, ...} of its "
                                                          "autograding (per-test results: "
                                                          "/services/feedback/api/submissions/{id}), or null without "
                                                          "an instructor source"},
-                                   **errors(400, 401, 403, 404, 409, 413, 422)}},
+                                   **errors(400, 401, 403, 404, 409, 413, 422, 429)}},
         },
         "/api/courses/{course_id}/assignments/{assignment_id}/submissions/{submission_id}/files": {
             "parameters": [C, A, {"name": "submission_id", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -134,5 +136,22 @@ def _paths() -> dict:
                                 "user&timestamp, optional score, max_score, cell_scores",
                      "requestBody": UPLOAD,
                      "responses": {"201": {"description": "released"}, **errors(400, 401, 403, 404, 413, 422)}},
+        },
+        "/api/courses/{course_id}/assignments/{assignment_id}/extensions": {
+            "parameters": [C, A],
+            "get": {"summary": "Per-learner extensions of the assignment (staff)", "parameters": PAGE,
+                    "responses": {"200": LIST, **errors(401, 403, 404)}},
+        },
+        "/api/courses/{course_id}/assignments/{assignment_id}/extensions/{user}": {
+            "parameters": [C, A, {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "put": {"summary": "Give one enrolled learner a later due date and/or more attempts (staff): "
+                               "{due: ISO 8601 time|null, extra_attempts: n}; replaces their extension",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"due": {"type": ["string", "null"], "format": "date-time"},
+                                                         "extra_attempts": {"type": "integer", "minimum": 0}}}}}},
+                    "responses": {"200": {"description": "replaced"}, "201": {"description": "granted"},
+                                  **errors(400, 401, 403, 404, 422)}},
+            "delete": {"summary": "Withdraw one learner's extension (staff)",
+                       "responses": {"204": {"description": "withdrawn"}, **errors(401, 403, 404)}},
         },
     }

@@ -18,11 +18,12 @@ from learnhub.course_content import SLUG_RE
 from learnhub.course_sources import SourceLocator
 from learnhub.events import Verb
 from learnhub.models import new_id
-from learnhub.timeutil import as_utc, iso, utcnow
+from learnhub.timeutil import iso, utcnow
 from learnhub.uploads import UploadError, check_upload
 
 from . import models as m
 from .catalog import Caller, CourseError, acting_role, get_course, is_instructor, is_staff, record_event
+from .policy import SubmissionPolicy
 from .store import FileStore
 
 log = logging.getLogger("learnhub.courses")
@@ -55,8 +56,9 @@ class AssignmentExchange:
     (:mod:`.grades`)."""
 
     def __init__(self, session: Session, store: FileStore, max_upload_bytes: int,
-                 sources: SourceLocator | None = None):
+                 sources: SourceLocator | None = None, policy: SubmissionPolicy | None = None):
         self.session = session
+        self.policy = policy or SubmissionPolicy(session)
         self.store = store
         self.max_upload_bytes = max_upload_bytes
         self.sources = sources
@@ -151,27 +153,25 @@ class AssignmentExchange:
         out = {"id": sub.id, "course_id": sub.course_id, "assignment_id": sub.assignment_id, "user": sub.user_name,
                "attempt": sub.attempt, "submitted_at": iso(sub.submitted_at), "timestamp": sub.timestamp,
                "files": [{k: f[k] for k in ("path", "sha256", "size")} for f in sub.files or []],
-               "score": sub.score, "max_score": sub.max_score, "graded_at": iso(sub.graded_at), "grading": grading}
+               "score": sub.score, "max_score": sub.max_score, "graded_at": iso(sub.graded_at), "grading": grading,
+               "late": sub.minutes_late is not None, "minutes_late": sub.minutes_late}
         if feedback is not None:
             out["feedback"] = [{"path": f.path, "sha256": f.sha256, "size": f.size,
                                 "released_at": iso(f.released_at)} for f in feedback]
         return out
 
     def check_can_submit(self, caller: Caller, course_id: str, assignment_id: str) -> m.Assignment:
+        """The assignment if the caller may submit to it now (:class:`.policy.SubmissionPolicy`),
+        else a CourseError."""
+        return self._check(caller, course_id, assignment_id)[0]
+
+    def _check(self, caller: Caller, course_id: str, assignment_id: str, now=None):
         course, role = get_course(self.session, caller, course_id)
         if not role:
             raise CourseError(403, f"enroll in {course_id} to submit to it")
         assignment = self._assignment(course_id, assignment_id)
-        if not assignment.released:
-            raise CourseError(404, f"{assignment_id} of {course_id} is not released")
-        if course.status == "archived":
-            raise CourseError(409, f"course {course_id} is archived and takes no more submissions",
-                              {"reason": "archived"})
-        due = as_utc(assignment.due)
-        if assignment.hard_deadline and due is not None and utcnow() > due:
-            raise CourseError(409, f"the hard deadline of {assignment_id} ({iso(due)}) has passed",
-                              {"reason": "hard_deadline", "due": iso(due)})
-        return assignment
+        standing = self.policy.check(course, assignment, caller.name, now)
+        return assignment, standing
 
     def submit(self, caller: Caller, course_id: str, assignment_id: str, files: Mapping[str, bytes]) -> dict:
         """Record a submission (call :meth:`check_can_submit` first, in its own transaction or not).
@@ -180,19 +180,14 @@ class AssignmentExchange:
         (course, assignment, user, attempt) turns a race between two concurrent submissions of
         the same learner into an IntegrityError, which the caller retries in a new transaction.
         """
-        assignment = self.check_can_submit(caller, course_id, assignment_id)
-        clean = check_files(files, self.max_upload_bytes)
-        used = self.session.scalar(select(func.count()).select_from(m.Submission).where(
-            m.Submission.course_id == course_id, m.Submission.assignment_id == assignment_id,
-            m.Submission.user_name == caller.name)) or 0
-        if assignment.max_attempts is not None and used >= assignment.max_attempts:
-            raise CourseError(409, f"all {assignment.max_attempts} attempts at {assignment_id} are used",
-                              {"reason": "attempt_limit", "max_attempts": assignment.max_attempts,
-                               "attempts_used": used})
-        entries = self._store_all(clean)
         now = utcnow()
+        _assignment, standing = self._check(caller, course_id, assignment_id, now)
+        clean = check_files(files, self.max_upload_bytes)
+        used = standing.attempts_used
+        entries = self._store_all(clean)
         sub = m.Submission(id=new_id(), course_id=course_id, assignment_id=assignment_id, user_name=caller.name,
-                           attempt=used + 1, submitted_at=now, timestamp=nbgrader_timestamp(now), files=entries)
+                           attempt=used + 1, submitted_at=now, timestamp=nbgrader_timestamp(now), files=entries,
+                           minutes_late=standing.minutes_late(now))
         # Autograded when there is an instructor source to grade against and a notebook to grade.
         autograde = (self.sources is not None and any(path.endswith(".ipynb") for path in clean)
                      and self.sources.find(course_id, assignment_id) is not None)

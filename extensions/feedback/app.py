@@ -15,7 +15,7 @@ from . import handlers
 from .grading_stats import GradingCollector
 from .helpdesk import HelpDesk
 from .intake import GradingIntake
-from .live import Broadcaster, RateLimiter
+from .live import Broadcaster, CheckRateLimiter
 from .workers import CompletionRecorder, WorkerSupervisor
 
 ID = r"(?P<{}>[A-Za-z0-9-]+)"
@@ -60,9 +60,19 @@ class FeedbackService(ServiceApp):
     allow_unsafe_local = Bool(False, help="Let workers use the unsandboxed local backend.").tag(config=True)
 
     checks_per_minute = Integer(
-        help="How many checks (visible tests only) one user may run per minute. "
-        "Env: LEARNHUB_CHECKS_PER_MINUTE."
+        help="How many checks (visible tests only) one learner may run per checks_window seconds, counted "
+        "from the grading_jobs table (so across processes and restarts); more get 429 with Retry-After. "
+        "0: no limit. Env: LEARNHUB_CHECKS_PER_MINUTE."
     ).tag(config=True)
+
+    checks_window = Float(
+        help="Seconds of the sliding window of checks_per_minute (a minute unless changed). "
+        "Env: LEARNHUB_CHECKS_WINDOW_SECONDS."
+    ).tag(config=True)
+
+    @default("checks_window")
+    def _default_checks_window(self):
+        return float(os.environ.get("LEARNHUB_CHECKS_WINDOW_SECONDS", 60.0))
 
     @default("checks_per_minute")
     def _default_checks(self):
@@ -100,7 +110,7 @@ class FeedbackService(ServiceApp):
         self.metrics_registry.register(GradingCollector(self))
         self.helpdesk = HelpDesk(self.session_factory)
         self.live = Broadcaster()
-        self.check_limiter = RateLimiter(self.checks_per_minute)
+        self.check_limiter = CheckRateLimiter(self.session_factory, self.checks_per_minute, self.checks_window)
         self.supervisor = WorkerSupervisor(self.db_url, self.worker_processes, self.pool_size,
                                            self.sandbox, self.allow_unsafe_local)
         self.recorder = CompletionRecorder(self.session_factory)

@@ -141,7 +141,11 @@ class SubmitMixin:
         except APIClientError as exc:
             # The course's rules said no (not released, past a hard deadline, archived, no attempts
             # left, ...): the learner gets the courses service's own answer.
-            raise APIError(exc.status if 400 <= exc.status < 500 else 502, exc.message, exc.details)
+            headers = None
+            if exc.status == 429:  # the learner's submission rate limit: when to try again, as courses said
+                headers = {"Retry-After": str(exc.details.get("retry_after") or 1)}
+            raise APIError(exc.status if 400 <= exc.status < 500 else 502, exc.message, exc.details,
+                           headers=headers)
         except PeerUnavailable:
             raise APIError(503, "The courses service is not answering, so the submission was not recorded; "
                                 "try again in a moment.", {"service": "courses"}, headers={"Retry-After": "5"})
@@ -156,7 +160,8 @@ class SubmissionsHandler(SubmitMixin, APIHandler):
 
 class ChecksHandler(SubmitMixin, APIHandler):
     async def post(self):
-        wait = self.service.check_limiter.retry_after(self.current_user_name)
+        wait = await IOLoop.current().run_in_executor(None, self.service.check_limiter.retry_after,
+                                                      self.current_user_name)
         if wait:
             raise APIError(429, f"Too many checks; try again in {wait:.0f} s.",
                            {"retry_after_seconds": round(wait, 1)}, headers={"Retry-After": str(int(wait) + 1)})

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+
+from learnhub.graders.models import GradingJob
 
 
 class Broadcaster:
@@ -32,20 +36,32 @@ class Broadcaster:
         return len(queues)
 
 
-class RateLimiter:
-    """At most ``limit`` actions per ``window`` seconds per key (sliding window)."""
+class CheckRateLimiter:
+    """At most ``limit`` checks per ``window`` seconds per learner (sliding window), counted from the
+    ``grading_jobs`` table (``mode == "check"``), so the limit holds across worker processes and restarts.
 
-    def __init__(self, limit: int, window: float = 60.0):
+    A check is counted once its job is queued: two checks of one learner that arrive together may
+    both pass the last free slot."""
+
+    def __init__(self, session_factory, limit: int, window: float = 60.0):
+        self.session_factory = session_factory
         self.limit = limit
         self.window = window
-        self._times: dict[str, list[float]] = defaultdict(list)
 
-    def retry_after(self, key: str, now: float | None = None) -> float:
-        """0 and the action counted if allowed; otherwise seconds until it will be."""
-        now = time.monotonic() if now is None else now
-        times = [t for t in self._times[key] if now - t < self.window]
-        self._times[key] = times
-        if len(times) >= self.limit:
-            return max(0.0, self.window - (now - times[0]))
-        times.append(now)
-        return 0.0
+    def retry_after(self, learner: str, now: datetime | None = None) -> float:
+        """0 if the learner may run a check now; otherwise seconds until the oldest counted one leaves
+        the window."""
+        if self.limit <= 0:
+            return 0.0
+        now = now or datetime.now(timezone.utc)
+        since = now - timedelta(seconds=self.window)
+        with self.session_factory() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(GradingJob.created_at)).where(
+                    GradingJob.learner_id == learner, GradingJob.mode == "check",
+                    GradingJob.created_at > since)).one()
+        if count < self.limit or oldest is None:
+            return 0.0
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=timezone.utc)
+        return max(0.001, (oldest + timedelta(seconds=self.window) - now).total_seconds())
