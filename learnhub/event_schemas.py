@@ -9,7 +9,7 @@ the old ones, never edited in place).
 
 Verbs outside the vocabulary may be sent by other programs with an ``x-`` prefix (``x-forum-posted``)
 through ``POST /services/analytics/api/events``; learnhub's own components use :class:`Verb` only
-(``tests/test_event_contract.py`` checks that).
+(``tests/core/test_event_contract.py`` checks that).
 """
 from __future__ import annotations
 

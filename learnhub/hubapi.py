@@ -69,6 +69,10 @@ class _Client:
 
     @staticmethod
     def _answer(url: str, status: int, body: bytes, content_type: str) -> Any:
+        if 300 <= status < 400:
+            # Never followed, and not an empty answer either: the APIs do not redirect, the hub does
+            # (to its login page, or a path the proxy has no route for yet to /hub/...).
+            raise PeerUnavailable(url, f"HTTP {status}, a redirect: not the API's answer")
         if status >= 400:
             if "json" not in (content_type or ""):
                 # learnhub's services and the hub answer errors in JSON: an HTML page is the proxy's

@@ -1,4 +1,4 @@
-"""The OpenAPI ``paths`` of the courses service (tests/test_service_kit.py checks they match the routes)."""
+"""The OpenAPI ``paths`` of the courses service (tests/core/test_service_kit.py checks they match the routes)."""
 from __future__ import annotations
 
 ERROR = {"$ref": "#/components/responses/Error"}

@@ -14,6 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from learnhub.events import Verb
 from learnhub.extensions.analytics import AnalyticsService
 
 from analytics_helpers import at
@@ -71,14 +72,20 @@ async def api(db_url):
 
 
 def ev(actor, verb, object_type, object_id, n, **extra):
+    """An event in course c1 as its producer writes it (schema 2): one about an assignment names it in
+    ``context.assignment_id``, an enrollment says the role."""
     from learnhub.events import make_event
 
+    if object_type == "assignment":
+        extra["context"] = {"assignment_id": object_id, **(extra.get("context") or {})}
+    if verb == Verb.ENROLLED and "result" not in extra:
+        extra["result"] = {"role": "learner"}
     return make_event(actor, verb, object_type, object_id, course_id="c1", time=at(0, n), id=f"e-{actor}-{n}", **extra)
 
 
 async def test_post_events_partial_success_and_idempotency(api):
-    good = [ev("lena", "enrolled", "course", "c1", 1), ev("lena", "fetched", "assignment", "a1", 2)]
-    bad = dict(ev("lena", "graded", "assignment", "a1", 3))  # graded needs a score
+    good = [ev("lena", Verb.ENROLLED, "course", "c1", 1), ev("lena", Verb.FETCHED, "assignment", "a1", 2)]
+    bad = dict(ev("lena", Verb.GRADED, "assignment", "a1", 3))  # graded needs a score
     status, body = await api("POST", "/api/events", "learner", {"events": [good[0], bad, good[1], "nonsense"]})
     assert status == 422
     error = body["error"]
@@ -94,18 +101,18 @@ async def test_post_events_partial_success_and_idempotency(api):
 
 
 async def test_people_post_only_their_own_events(api):
-    status, body = await api("POST", "/api/events", "learner", [ev("lena", "enrolled", "course", "c1", 1),
-                                                                ev("ines", "enrolled", "course", "c1", 2)])
+    status, body = await api("POST", "/api/events", "learner", [ev("lena", Verb.ENROLLED, "course", "c1", 1),
+                                                                ev("ines", Verb.ENROLLED, "course", "c1", 2)])
     assert status == 403 and body["error"]["details"]["indices"] == [1]
     assert "actor must be 'lena'" in body["error"]["message"]
     # Nothing of that batch was stored.
-    status, body = await api("POST", "/api/events", "learner", [ev("lena", "enrolled", "course", "c1", 1)])
+    status, body = await api("POST", "/api/events", "learner", [ev("lena", Verb.ENROLLED, "course", "c1", 1)])
     assert status == 200 and body["stored"] == 1
     # Services (and admins) record events about anyone: a grade is about the learner.
-    graded = ev("lena", "graded", "assignment", "a1", 5, result={"score": 3, "max_score": 4})
+    graded = ev("lena", Verb.GRADED, "assignment", "a1", 5, result={"score": 3, "max_score": 4})
     status, body = await api("POST", "/api/events", "service", [graded])
     assert status == 200 and body["stored"] == 1
-    status, _ = await api("POST", "/api/events", "admin", [ev("someone", "enrolled", "course", "c1", 9)])
+    status, _ = await api("POST", "/api/events", "admin", [ev("someone", Verb.ENROLLED, "course", "c1", 9)])
     assert status == 200
 
 
@@ -121,8 +128,8 @@ async def test_bad_requests(api):
 
 
 async def test_course_report_permissions(api):
-    await api("POST", "/api/events", "service", [ev("lena", "enrolled", "course", "c1", 1),
-                                                 ev("lena", "fetched", "assignment", "a1", 2)])
+    await api("POST", "/api/events", "service", [ev("lena", Verb.ENROLLED, "course", "c1", 1),
+                                                 ev("lena", Verb.FETCHED, "assignment", "a1", 2)])
     for who in ("instructor", "ta", "admin", "reader"):
         status, report = await api("GET", "/api/courses/c1/report", who)
         assert status == 200, who
@@ -135,8 +142,8 @@ async def test_course_report_permissions(api):
 
 
 async def test_export_csv(api):
-    events = [ev("lena", "enrolled", "course", "c1", 1),
-              ev("lena", "attempted", "exercise", "a1/x", 2, result={"success": False, "error_type": "KeyError"})]
+    events = [ev("lena", Verb.ENROLLED, "course", "c1", 1),
+              ev("lena", Verb.ATTEMPTED, "exercise", "a1/x", 2, result={"success": False, "error_type": "KeyError"})]
     await api("POST", "/api/events", "service", events)
     status, response = await api("GET", "/api/courses/c1/export?format=csv", "instructor", raw=True)
     assert status == 200 and response.headers["Content-Type"].startswith("text/csv")
@@ -162,7 +169,7 @@ async def test_platform_report_is_for_admins(api):
 
 
 async def test_metrics_count_ingestion(api):
-    await api("POST", "/api/events", "learner", [ev("lena", "enrolled", "course", "c1", 1), {"bad": 1}])
+    await api("POST", "/api/events", "learner", [ev("lena", Verb.ENROLLED, "course", "c1", 1), {"bad": 1}])
     status, response = await api("GET", "/metrics", "admin", raw=True)
     text = response.body.decode()
     assert 'learnhub_analytics_events_total{outcome="stored"} 1.0' in text
@@ -175,11 +182,11 @@ async def test_notebook_client_gives_dataframes(api):
     from learnhub.analytics import AnalyticsError, Client
 
     await api("POST", "/api/events", "service", [
-        ev("lena", "enrolled", "course", "c1", 1), ev("lena", "submitted", "assignment", "a1", 2),
-        ev("lena", "graded", "assignment", "a1", 3, result={"score": 3, "max_score": 4, "success": True}),
-        ev("lena", "attempted", "exercise", "a1/x", 4, result={"success": False, "error_type": "KeyError"},
+        ev("lena", Verb.ENROLLED, "course", "c1", 1), ev("lena", "submitted", "assignment", "a1", 2),
+        ev("lena", Verb.GRADED, "assignment", "a1", 3, result={"score": 3, "max_score": 4, "success": True}),
+        ev("lena", Verb.ATTEMPTED, "exercise", "a1/x", 4, result={"success": False, "error_type": "KeyError"},
            context={"assignment_id": "a1"}),
-        ev("max", "enrolled", "course", "c1", 5)])
+        ev("max", Verb.ENROLLED, "course", "c1", 5)])
     client = Client(api.base, token="instructor")
     events = await asyncio.to_thread(client.events, "c1")
     assert len(events) == 5 and str(events.time.dt.tz) == "UTC"

@@ -22,7 +22,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from learnhub import db as lhdb
-from learnhub.events import EventLog, make_event
+from learnhub.events import EventLog, Verb, make_event
 from learnhub.extensions.analytics import AnalyticsService, reports, synthetic
 from learnhub.extensions.analytics.dashboards import (
     CONTENT_SECURITY_POLICY, asset_path, asset_version, charts, render_course, render_platform,
@@ -288,10 +288,12 @@ async def service(db_url):
 
     app.hub_auth.get_user = fake_get_user
     with lhdb.session_scope(app.session_factory) as session:
-        EventLog().append(session, [
-            make_event("lena", "enrolled", "course", "c1", course_id="c1"),
-            make_event("lena", "fetched", "assignment", "a1", course_id="c1", context={"assignment_id": "a1"}),
-            make_event("lena", "graded", "assignment", "a1", course_id="c1", result={"score": 3, "max_score": 4})])
+        outcome = EventLog().append(session, [
+            make_event("lena", Verb.ENROLLED, "course", "c1", course_id="c1", result={"role": "learner"}),
+            make_event("lena", Verb.FETCHED, "assignment", "a1", course_id="c1", context={"assignment_id": "a1"}),
+            make_event("lena", Verb.GRADED, "assignment", "a1", course_id="c1", context={"assignment_id": "a1"},
+                       result={"score": 3, "max_score": 4})])
+    assert outcome.rejected == []  # the pages below are drawn from these
     sockets = bind_sockets(0, "127.0.0.1")
     server = HTTPServer(app.make_app())
     server.add_sockets(sockets)

@@ -45,6 +45,20 @@ def person(hub, name: str, group: str | None = None, password: bool = False) -> 
     return hub.user_token(name)
 
 
+@pytest.fixture(scope="module")
+def demo_activity(hub):
+    """Activity in course demo for the tests that read its report and dashboards: act, a learner of it,
+    enrolled and opened a notebook. Recorded through the analytics API with the admin's token (which may
+    record events about anyone), so that no test depends on what another one posted."""
+    person(hub, "act", "course-demo-learners")
+    events = [make_event("act", Verb.ENROLLED, "course", "demo", course_id="demo", result={"role": "learner"}),
+              make_event("act", Verb.OPENED, "notebook", "demo/a1/intro.ipynb", course_id="demo",
+                         context={"assignment_id": "a1"})]
+    response = hub.api("POST", f"{API}/events", token=hub.admin_token, json=events)
+    assert response.status_code == 200 and response.json()["stored"] == 2, response.text
+    return "demo"
+
+
 def test_learners_post_their_own_events_and_read_no_report(hub):
     token = person(hub, "lea", "course-demo-learners")
     mine = [make_event("lea", Verb.OPENED, "notebook", "demo/a1/intro.ipynb", course_id="demo",
@@ -63,7 +77,7 @@ def test_learners_post_their_own_events_and_read_no_report(hub):
     assert hub.api("GET", f"{API}/courses/demo/report").status_code == 401
 
 
-def test_instructors_read_only_their_courses(hub):
+def test_instructors_read_only_their_courses(hub, demo_activity):
     ivy = person(hub, "ivy", "course-demo-instructors")
     report = hub.api("GET", f"{API}/courses/demo/report", token=ivy)
     assert report.status_code == 200, report.text
@@ -75,7 +89,7 @@ def test_instructors_read_only_their_courses(hub):
     assert admin.status_code == 200 and admin.json()["active_users"]["month"] >= 1
 
 
-def test_dashboards_through_hub_oauth(hub):
+def test_dashboards_through_hub_oauth(hub, demo_activity):
     person(hub, "tess", "course-demo-tas", password=True)
     browser = log_in(hub, "tess", PASSWORD)
     page = browser.get(f"{hub.url}/services/analytics/courses/demo/dashboard", timeout=60)
@@ -98,7 +112,7 @@ def test_dashboards_through_hub_oauth(hub):
     assert platform.status_code == 200 and "Daily active users" in platform.text
 
 
-def test_the_hub_home_page_links_to_the_dashboards_a_person_may_open(hub):
+def test_the_hub_home_page_links_to_the_dashboards_a_person_may_open(hub, demo_activity):
     person(hub, "tom", "course-demo-tas", password=True)
     browser = log_in(hub, "tom", PASSWORD)
     home = browser.get(f"{hub.url}/hub/home", timeout=60)

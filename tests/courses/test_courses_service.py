@@ -92,102 +92,145 @@ def make_course(people, who: str, course_id: str, **fields):
     return response.json()
 
 
-# --------------------------------------------------------------------------- catalogue & enrollment
+# --------------------------------------------------------------------------- catalogue, enrollment, profiles
 
 
-def test_catalogue_enrollment_groups_profile_and_progress(hub, people):
+def course_ids(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [c["id"] for c in response.json()["items"]]
+
+
+def group_members(hub, course_id: str, role_plural: str) -> list[str]:
+    return hub.hub_api("GET", f"/groups/course-{course_id}-{role_plural}").json()["users"]
+
+
+def verbs_of(hub, course_id: str) -> set[str]:
+    return {row[0] for row in db_execute(hub, "SELECT verb FROM events WHERE course_id = :c", c=course_id)}
+
+
+@pytest.fixture(scope="module")
+def catalogue(people):
+    """cat-prof's courses: cat-python (published, open, searchable), cat-draft (a draft), cat-closed
+    (published, closed to self-enrollment, advanced). Tests read them and enroll people in them; none
+    changes or deletes them (the lifecycle tests make courses of their own)."""
     people.token("cat-prof", instructor=True)
     make_course(people, "cat-prof", "cat-python", description="Loops and lists", level="beginner",
                 tags=["python", "Programming"], skills=[{"id": "loops", "title": "Loops"}])
     make_course(people, "cat-prof", "cat-draft", status="draft", title="Secret draft")
     make_course(people, "cat-prof", "cat-closed", open_enrollment=False, level="advanced")
+    return "cat-python"
 
-    # Learners see published courses only; search, tag, level and skill filters; pagination.
-    ids = lambda r: [c["id"] for c in r.json()["items"]]  # noqa: E731
-    assert "cat-draft" not in ids(people.call("cat-ann", "GET", "/courses?limit=200"))
-    assert "cat-draft" in ids(people.call("cat-prof", "GET", "/courses?limit=200"))
-    assert ids(people.call("cat-ann", "GET", "/courses?q=LISTS")) == ["cat-python"]
-    assert ids(people.call("cat-ann", "GET", "/courses?tag=programming")) == ["cat-python"]
-    assert ids(people.call("cat-ann", "GET", "/courses?skill=loops")) == ["cat-python"]
-    assert "cat-closed" in ids(people.call("cat-ann", "GET", "/courses?level=advanced"))
+
+def test_learners_see_published_courses_only(people, catalogue):
+    assert "cat-draft" not in course_ids(people.call("cat-ann", "GET", "/courses?limit=200"))
+    assert "cat-draft" in course_ids(people.call("cat-prof", "GET", "/courses?limit=200"))
+    assert people.call("cat-ann", "GET", "/courses/cat-draft").status_code == 404
+
+
+def test_catalogue_search_tag_level_and_skill_filters(people, catalogue):
+    assert course_ids(people.call("cat-ann", "GET", "/courses?q=LISTS")) == ["cat-python"]  # any case
+    assert course_ids(people.call("cat-ann", "GET", "/courses?tag=programming")) == ["cat-python"]
+    assert course_ids(people.call("cat-ann", "GET", "/courses?skill=loops")) == ["cat-python"]
+    advanced = course_ids(people.call("cat-ann", "GET", "/courses?level=advanced"))
+    assert "cat-closed" in advanced and "cat-python" not in advanced
+
+
+def test_catalogue_pages_with_a_cursor(people, catalogue):
     first = people.call("cat-ann", "GET", "/courses?limit=1").json()
     assert len(first["items"]) == 1 and first["next"]
     second = people.call("cat-ann", "GET", f"/courses?limit=1&cursor={first['next']}").json()
     assert second["items"][0]["id"] != first["items"][0]["id"]
     assert people.call("cat-ann", "GET", "/courses?limit=0").status_code == 400
-    assert people.call("cat-ann", "GET", "/courses/cat-draft").status_code == 404
 
-    # Self-enrollment in an open course, mirrored into the hub group; not in a closed one.
+
+def test_self_enrollment_in_an_open_course_is_mirrored_into_the_hub_group(hub, people, catalogue):
     response = people.call("cat-ann", "POST", "/courses/cat-python/enrollments", json={})
     assert response.status_code == 201 and response.json()["role"] == "learner"
     assert response.json()["mirrored"] is True
-    group = hub.hub_api("GET", "/groups/course-cat-python-learners").json()
-    assert "cat-ann" in group["users"]
-    assert "cat-prof" in hub.hub_api("GET", "/groups/course-cat-python-instructors").json()["users"]
+    assert "cat-ann" in group_members(hub, "cat-python", "learners")
+    assert "cat-prof" in group_members(hub, "cat-python", "instructors")  # the creator teaches it
+    # Enrolling again changes nothing; a closed course and a role of one's own choosing are refused.
     assert people.call("cat-ann", "POST", "/courses/cat-python/enrollments", json={}).status_code == 200
     assert people.call("cat-ann", "POST", "/courses/cat-closed/enrollments", json={}).status_code == 403
     assert people.call("cat-ann", "POST", "/courses/cat-python/enrollments",
                        json={"role": "instructor"}).status_code == 403
-    # The instructor adds a TA; a role change moves the user between groups.
-    people.token("cat-tim")
-    assert people.call("cat-prof", "POST", "/courses/cat-python/enrollments",
-                       json={"user": "cat-tim", "role": "learner"}).status_code == 201
-    assert people.call("cat-prof", "POST", "/courses/cat-python/enrollments",
-                       json={"user": "cat-tim", "role": "ta"}).status_code == 200
-    assert "cat-tim" in hub.hub_api("GET", "/groups/course-cat-python-tas").json()["users"]
-    assert "cat-tim" not in hub.hub_api("GET", "/groups/course-cat-python-learners").json()["users"]
-    bad = people.call("cat-prof", "POST", "/courses/cat-python/enrollments", json={"user": "nobody-here"})
-    assert bad.status_code == 422
-    bad = people.call("cat-prof", "POST", "/courses/cat-python/enrollments", json={"user": "cat-tim", "role": "boss"})
-    assert bad.status_code == 422
-    members = people.call("cat-tim", "GET", "/courses/cat-python/enrollments").json()["items"]
-    assert {(m["user"], m["role"]) for m in members} == {("cat-prof", "instructor"), ("cat-ann", "learner"),
-                                                         ("cat-tim", "ta")}
-    assert people.call("cat-prof", "DELETE", "/courses/cat-python/enrollments/cat-tim").status_code == 204
-    assert "cat-tim" not in hub.hub_api("GET", "/groups/course-cat-python-tas").json()["users"]
-    assert people.call("cat-prof", "DELETE", "/courses/cat-python/enrollments/cat-tim").status_code == 404
+    assert Verb.ENROLLED in verbs_of(hub, "cat-python")
 
-    # Course lifecycle: PATCH, bad values, duplicate id, delete.
-    patched = people.call("cat-prof", "PATCH", "/courses/cat-python", json={"title": "Python!", "status": "archived"})
+
+def test_staff_enroll_others_and_a_role_change_moves_them_between_hub_groups(hub, people):
+    people.token("st-prof", instructor=True)
+    make_course(people, "st-prof", "st-course")
+    people.token("st-lea")
+    assert people.call("st-lea", "POST", "/courses/st-course/enrollments", json={}).status_code == 201
+    people.token("st-tim")
+    assert people.call("st-prof", "POST", "/courses/st-course/enrollments",
+                       json={"user": "st-tim", "role": "learner"}).status_code == 201
+    assert people.call("st-prof", "POST", "/courses/st-course/enrollments",
+                       json={"user": "st-tim", "role": "ta"}).status_code == 200
+    assert "st-tim" in group_members(hub, "st-course", "tas")
+    assert "st-tim" not in group_members(hub, "st-course", "learners")
+    bad = people.call("st-prof", "POST", "/courses/st-course/enrollments", json={"user": "nobody-here"})
+    assert bad.status_code == 422
+    bad = people.call("st-prof", "POST", "/courses/st-course/enrollments", json={"user": "st-tim", "role": "boss"})
+    assert bad.status_code == 422
+    # The TA sees who is in the course.
+    members = people.call("st-tim", "GET", "/courses/st-course/enrollments").json()["items"]
+    assert {(m["user"], m["role"]) for m in members} == {("st-prof", "instructor"), ("st-lea", "learner"),
+                                                         ("st-tim", "ta")}
+    # Removing someone takes them out of the hub group; removing them twice is a 404.
+    assert people.call("st-prof", "DELETE", "/courses/st-course/enrollments/st-tim").status_code == 204
+    assert "st-tim" not in group_members(hub, "st-course", "tas")
+    assert people.call("st-prof", "DELETE", "/courses/st-course/enrollments/st-tim").status_code == 404
+    assert {Verb.ENROLLED, Verb.UNENROLLED} <= verbs_of(hub, "st-course")
+
+
+def test_course_lifecycle_patch_refused_values_duplicate_id_and_delete(hub, people):
+    people.token("lc-prof", instructor=True)
+    make_course(people, "lc-prof", "lc-course")
+    make_course(people, "lc-prof", "lc-gone")
+    patched = people.call("lc-prof", "PATCH", "/courses/lc-course", json={"title": "Python!", "status": "archived"})
     assert patched.status_code == 200 and patched.json()["status"] == "archived"
-    assert people.call("cat-prof", "PATCH", "/courses/cat-python", json={"status": "gone"}).status_code == 422
-    assert people.call("cat-prof", "PATCH", "/courses/cat-python", json={"id": "x"}).status_code == 422
-    people.call("cat-prof", "PATCH", "/courses/cat-python", json={"status": "published"})
-    dup = people.call("cat-prof", "POST", "/courses", json={"id": "cat-python", "title": "again"})
+    assert patched.json()["title"] == "Python!"
+    assert people.call("lc-prof", "PATCH", "/courses/lc-course", json={"status": "gone"}).status_code == 422
+    assert people.call("lc-prof", "PATCH", "/courses/lc-course", json={"id": "x"}).status_code == 422
+    assert people.call("lc-prof", "GET", "/courses/lc-course").json()["status"] == "archived"  # refused: unchanged
+    dup = people.call("lc-prof", "POST", "/courses", json={"id": "lc-course", "title": "again"})
     assert dup.status_code == 409 and dup.json()["error"]["status"] == 409
     for body in ({"id": "Bad Id", "title": "x"}, {"id": "ok-id"}, {"id": "ok-id", "title": "x", "colour": "red"},
                  {"id": "ok-id", "title": "x", "level": "expert"}, ["not", "an", "object"]):
-        assert people.call("cat-prof", "POST", "/courses", json=body).status_code == 422, body
-    assert people.call("cat-prof", "POST", "/courses", data="{nope").status_code == 400
-    assert people.call("cat-prof", "DELETE", "/courses/cat-closed").status_code == 204
-    assert people.call("cat-prof", "GET", "/courses/cat-closed").status_code == 404
+        assert people.call("lc-prof", "POST", "/courses", json=body).status_code == 422, body
+    assert people.call("lc-prof", "POST", "/courses", data="{nope").status_code == 400
+    assert people.call("lc-prof", "GET", "/courses/ok-id").status_code == 404  # none of them was made
+    assert people.call("lc-prof", "DELETE", "/courses/lc-gone").status_code == 204
+    assert people.call("lc-prof", "GET", "/courses/lc-gone").status_code == 404
+    assert {Verb.COURSE_CREATED, Verb.COURSE_UPDATED} <= verbs_of(hub, "lc-course")
 
-    # Profile: defaults, validation, replacement.
-    assert people.call("cat-ann", "GET", "/profile").json()["goals"] == ""
+
+def test_profile_defaults_validation_and_replacement(people):
+    assert people.call("pf-ann", "GET", "/profile").json()["goals"] == ""  # nobody wrote one yet
     good = {"goals": "Automate my spreadsheets", "goal_skills": ["loops"], "preferred_topics": ["data"],
             "level": "beginner", "weekly_hours": 4, "language": "pt-BR"}
-    saved = people.call("cat-ann", "PUT", "/profile", json=good)
+    saved = people.call("pf-ann", "PUT", "/profile", json=good)
     assert saved.status_code == 200 and saved.json()["weekly_hours"] == 4.0
-    assert people.call("cat-ann", "GET", "/profile").json()["language"] == "pt-BR"
+    assert people.call("pf-ann", "GET", "/profile").json()["language"] == "pt-BR"
     for bad_profile in ({"weekly_hours": 500}, {"weekly_hours": "lots"}, {"level": "guru"},
                         {"goal_skills": ["Not A Slug"]}, {"language": "english please"}, {"mood": "happy"},
                         {"goals": "x" * 5000}):
-        response = people.call("cat-ann", "PUT", "/profile", json=bad_profile)
+        response = people.call("pf-ann", "PUT", "/profile", json=bad_profile)
         assert response.status_code == 422, bad_profile
         assert response.json()["error"]["message"]
-    assert people.call("cat-ann", "GET", "/profile").json()["goals"] == good["goals"]  # unchanged
+    assert people.call("pf-ann", "GET", "/profile").json()["goals"] == good["goals"]  # unchanged
 
-    # Assignments and progress of a learner (no assignment yet: empty lists).
-    assert people.call("cat-ann", "GET", "/courses/cat-python/assignments").json() == {"items": [], "next": None}
-    progress = people.call("cat-ann", "GET", "/courses/cat-python/progress").json()
-    assert progress["user"] == "cat-ann" and progress["assignments"] == []
-    assert people.call("cat-prof", "GET", "/courses/cat-python/progress?user=cat-ann").status_code == 200
-    assert people.call("cat-ann", "GET", "/courses/cat-python/progress?user=cat-prof").status_code == 403
-    assert people.call("cat-ann", "GET", "/courses/nope/progress").status_code == 404
 
-    # Events were appended to the event log.
-    verbs = {row[0] for row in db_execute(hub, "SELECT verb FROM events WHERE course_id = 'cat-python'")}
-    assert {Verb.COURSE_CREATED, Verb.ENROLLED, Verb.UNENROLLED, Verb.COURSE_UPDATED} <= verbs
+def test_progress_of_a_learner_and_who_may_read_it(people, catalogue):
+    assert people.call("pg-ann", "POST", "/courses/cat-python/enrollments", json={}).status_code == 201
+    # No assignment in the course yet: empty lists.
+    assert people.call("pg-ann", "GET", "/courses/cat-python/assignments").json() == {"items": [], "next": None}
+    progress = people.call("pg-ann", "GET", "/courses/cat-python/progress").json()
+    assert progress["user"] == "pg-ann" and progress["assignments"] == []
+    assert people.call("cat-prof", "GET", "/courses/cat-python/progress?user=pg-ann").status_code == 200
+    assert people.call("pg-ann", "GET", "/courses/cat-python/progress?user=cat-prof").status_code == 403
+    assert people.call("pg-ann", "GET", "/courses/nope/progress").status_code == 404
 
 
 # --------------------------------------------------------------------------- permission matrix
@@ -197,7 +240,8 @@ ROLES = ("learner", "ta", "other", "admin", "anon")
 
 @pytest.fixture(scope="module")
 def matrix_course(hub, people):
-    """Course pm-course: pm-prof teaches, pm-ta assists, pm-learner learns; pm-other teaches pm-other-course."""
+    """Course pm-course: pm-prof teaches, pm-ta assists, pm-learner learns; pm-other teaches pm-other-course.
+    hw1 is released, pm-learner submitted it and got feedback on it; hw-old was released and withdrawn."""
     people.token("pm-prof", instructor=True)
     people.token("pm-other", instructor=True)
     make_course(people, "pm-prof", "pm-course")
@@ -212,6 +256,12 @@ def matrix_course(hub, people):
     sub = people.call("pm-learner", "POST", "/courses/pm-course/assignments/hw1/submissions",
                       files=upload({"hw1.ipynb": notebook_bytes("pm-learner")}))
     assert sub.status_code == 201, sub.text
+    feedback = people.call("pm-prof", "POST", "/courses/pm-course/assignments/hw1/feedback",
+                           files=upload({"hw1.html": b"<html>feedback</html>"}), data={"submission": sub.json()["id"]})
+    assert feedback.status_code == 201, feedback.text
+    old = "/courses/pm-course/assignments/hw-old/release"
+    assert people.call("pm-prof", "POST", old, files=upload({"old.ipynb": notebook_bytes("old")})).status_code == 201
+    assert people.call("pm-prof", "DELETE", old).status_code == 200
     return {"submission": sub.json()["id"]}
 
 
@@ -281,7 +331,8 @@ def test_learners_see_only_their_own_work(hub, people, matrix_course):
     own = people.call("pm-learner", "GET", "/courses/pm-course/assignments/hw1/feedback").json()
     assert own["items"] and base64.b64decode(own["items"][0]["feedback"][0]["content_b64"]) == b"<html>feedback</html>"
     listed = people.call("pm-learner", "GET", "/courses/pm-course/assignments").json()["items"]
-    assert [a["id"] for a in listed] == ["hw1"]  # hw2 was withdrawn: learners do not see it
+    # hw-old (and hw2, when the permission matrix ran) was withdrawn: learners do not see it
+    assert [a["id"] for a in listed] == ["hw1"]
     assert listed[0]["status"] == "graded" and listed[0]["attempts_used"] >= 1
 
 

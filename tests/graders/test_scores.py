@@ -1,7 +1,13 @@
-"""The engine's scores equal real `nbgrader autograde`'s on the same source and submissions."""
+"""The engine's scores equal real `nbgrader autograde`'s on the same source and submissions; the
+sandbox backends it can be given.
+
+Only the tests that grade in the default sandbox need bubblewrap (``requires_bwrap``); the choice of
+backend, the local backend and Docker's command do not."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -12,8 +18,6 @@ from learnhub.graders.sandbox import bwrap_path
 
 COMPARED = list(T.VARIANTS)
 requires_bwrap = pytest.mark.skipif(not bwrap_path(), reason="bubblewrap (bwrap) is not installed")
-
-pytestmark = requires_bwrap
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +31,7 @@ def graded(engine, prepared, nbgrader_run):
     return out, events
 
 
+@requires_bwrap
 @pytest.mark.parametrize("variant", COMPARED)
 def test_scores_equal_nbgrader_autograde(graded, nbgrader_run, variant):
     results, _ = graded
@@ -51,6 +56,7 @@ def test_scores_equal_nbgrader_autograde(graded, nbgrader_run, variant):
     assert result["score"] == sum(e["score"] for e in expected.values())
 
 
+@requires_bwrap
 def test_correct_submission_details(graded):
     results, events = graded
     r = results["correct"]
@@ -68,6 +74,7 @@ def test_correct_submission_details(graded):
     assert types.count("test") == 4
 
 
+@requires_bwrap
 def test_messages_hints_and_explanations(graded):
     results, _ = graded
     wrong = {t["grade_id"]: t for t in results["wrong"]["notebooks"][0]["tests"]}
@@ -92,6 +99,7 @@ def test_messages_hints_and_explanations(graded):
     assert "stderr" in stderr["message"]
 
 
+@requires_bwrap
 def test_feedback_notebook_redacts_hidden_tests(graded):
     results, _ = graded
     for variant in ("correct", "hidden_fail", "tampered_test"):
@@ -104,12 +112,14 @@ def test_feedback_notebook_redacts_hidden_tests(graded):
     assert "squares(3) == [1, 4, 9]" in json.dumps(results["correct"]["notebooks"][0]["feedback"])
 
 
+@requires_bwrap
 def test_missing_notebook_scores_zero(graded):
     r = graded[0]["missing_notebook"]
     p2 = r["notebooks"][1]
     assert p2["status"] == "missing" and p2["score"] == 0
 
 
+@requires_bwrap
 def test_check_mode_runs_visible_tests_only(engine, prepared, nbgrader_run):
     r = engine.grade(prepared, nbgrader_run.root / "submitted" / "hidden_fail" / T.ASSIGNMENT, mode="check")
     tests = {t["grade_id"]: t for t in r["notebooks"][0]["tests"]}
@@ -123,11 +133,18 @@ def test_check_mode_runs_visible_tests_only(engine, prepared, nbgrader_run):
     assert hidden["hidden"] is True and not hidden["passed"] and "assert" not in (hidden["message"] or "")
 
 
-def test_sandbox_class_choices():
+def test_sandbox_class_choices(monkeypatch):
+    import learnhub.graders.sandbox as sandboxes
     from learnhub.graders.engine import GradingError
     from learnhub.graders.sandbox import BubblewrapSandbox, DockerSandbox, LocalSandbox, resolve_sandbox_class
 
+    # The default is bubblewrap where it is installed, and never a silent fallback where it is not:
+    # both cases, whichever this machine is.
+    monkeypatch.setattr(sandboxes, "bwrap_path", lambda: "/usr/bin/bwrap")
     assert resolve_sandbox_class("") is BubblewrapSandbox
+    monkeypatch.setattr(sandboxes, "bwrap_path", lambda: None)
+    with pytest.raises(sandboxes.SandboxError, match="install bubblewrap"):
+        resolve_sandbox_class("")
     assert resolve_sandbox_class("docker") is DockerSandbox
     assert resolve_sandbox_class("learnhub.graders.sandbox.LocalSandbox") is LocalSandbox
     assert GradingEngine(sandbox_class=DockerSandbox).resolved_sandbox_class() is DockerSandbox
@@ -156,8 +173,46 @@ def test_docker_command_is_locked_down():
     assert "-v" not in cmd and "--volume" not in cmd  # nothing of the host is mounted
 
 
-def test_docker_real_run():
-    import shutil
-
+def docker_engine_missing() -> str | None:
+    """Why no Docker engine can run a container here, or None when ``docker info`` answers."""
     if not shutil.which("docker"):
-        pytest.skip("no Docker engine on this machine; DockerSandbox's command is tested above")
+        return "the docker client is not installed"
+    try:
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "docker info did not answer within 60 s"
+    if info.returncode != 0:
+        return f"no Docker engine answers docker info: {(info.stderr or info.stdout).strip()[-300:]}"
+    return None
+
+
+def test_docker_real_run(nbgrader_run, tmp_path):
+    """A submission graded in a real container of the grader image: the same scores as in the other
+    sandboxes, the notebook running as the unprivileged user and without a network."""
+    from learnhub.graders.sandbox import DockerSandbox
+
+    missing = docker_engine_missing()
+    if missing:
+        pytest.skip(f"{missing}; DockerSandbox's command is tested in test_docker_command_is_locked_down")
+    image = DockerSandbox().image
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip(f"the grader image {image} is not built here (docker build -t {image} images/grader)")
+
+    engine = GradingEngine(sandbox_class="docker", workdir=str(tmp_path / "engine"))
+    try:
+        probe = ("import os, socket\nprint('uid', os.getuid())\n"
+                 "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2); print('network OPEN')\n"
+                 "except OSError:\n    print('network BLOCKED')")
+        correct = T.make_submission(nbgrader_run.release, "correct", tmp_path / "correct", extra_code=probe)
+        result = engine.grade(nbgrader_run.source, correct)
+        wrong = engine.grade(nbgrader_run.source, nbgrader_run.root / "submitted" / "wrong" / T.ASSIGNMENT)
+    finally:
+        engine.close()
+    assert result["status"] == "graded" and result["score"] == 7.0, result
+    assert result["limits_hit"] == []
+    probed = json.dumps(result["notebooks"][0]["feedback"]["cells"][1].get("outputs", []))
+    assert "uid 65534" in probed and "network BLOCKED" in probed, probed
+    failed = {t["grade_id"]: t for t in wrong["notebooks"][0]["tests"]}
+    assert not failed["test_squares"]["passed"] and failed["test_squares"]["error"] == "AssertionError"
+    assert wrong["score"] < result["score"]

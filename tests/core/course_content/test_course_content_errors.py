@@ -15,7 +15,7 @@ import yaml
 
 from learnhub.course_content import CourseFormatError, load_course, load_courses
 
-DEMO = Path(__file__).resolve().parents[2] / "courses" / "intro-python"
+DEMO = Path(__file__).resolve().parents[3] / "courses" / "intro-python"
 
 
 @pytest.fixture

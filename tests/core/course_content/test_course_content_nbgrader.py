@@ -13,7 +13,7 @@ import pytest
 
 from learnhub.course_content import Course, generate_release, load_course, self_check
 
-DEMO = Path(__file__).resolve().parents[2] / "courses" / "intro-python"
+DEMO = Path(__file__).resolve().parents[3] / "courses" / "intro-python"
 ASSIGNMENTS = ["01-basics", "02-control-flow", "03-functions-and-data"]
 
 

@@ -16,7 +16,7 @@ from learnhub.course_content import (
     load_courses,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 COURSES = REPO_ROOT / "courses"
 DEMO = COURSES / "intro-python"
 

@@ -1,5 +1,5 @@
 """The service kit in-process: routes, OpenAPI, errors, health. No hub is started here;
-authentication against a real hub is covered in test_platform.py."""
+authentication against a real hub is covered in tests/core/test_platform.py."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from learnhub import __version__
 from learnhub.config import SERVICE_NAMES
 from learnhub.service import load_service_class
 
@@ -64,8 +65,9 @@ async def test_health_ok_and_openapi_served(serve, db_url):
     base = await serve(make_service("courses", db_url))
     client = AsyncHTTPClient()
     health = await client.fetch(f"{base}/api/health")
-    assert json.loads(health.body)["database"] == "ok"
-    assert health.headers["X-Request-Id"]
+    assert json.loads(health.body) == {"status": "ok", "service": "courses", "version": __version__,
+                                       "database": "ok"}
+    assert re.fullmatch(r"[0-9a-f]{32}", health.headers["X-Request-Id"])  # a new id: the caller sent none
     openapi = json.loads((await client.fetch(f"{base}/api/openapi.json")).body)
     assert "/api/health" in openapi["paths"]
 
@@ -78,7 +80,7 @@ async def test_health_is_503_when_the_database_is_unreachable(serve, tmp_path):
         await AsyncHTTPClient().fetch(f"{base}/api/health")
     assert caught.value.code == 503
     body = json.loads(caught.value.response.body)
-    assert body == {"status": "unavailable", "service": "feedback", "version": body["version"],
+    assert body == {"status": "unavailable", "service": "feedback", "version": __version__,
                     "database": "unreachable"}
 
 
@@ -92,17 +94,27 @@ async def test_errors_are_json_with_the_request_id(serve, db_url):
     assert error["status"] == 401 and error["request_id"] == "trace-me-42"
     assert "token" in error["message"]
     with pytest.raises(HTTPClientError) as caught:
-        await client.fetch(f"{base}/api/no-such-thing")
+        await client.fetch(f"{base}/api/no-such-thing", headers={"X-Request-Id": "trace-me-43"})
     assert caught.value.code == 404
-    assert json.loads(caught.value.response.body)["error"]["status"] == 404
+    assert json.loads(caught.value.response.body) == {"error": {
+        "status": 404, "message": "No such resource: /services/analytics/api/no-such-thing", "details": {},
+        "request_id": "trace-me-43"}}
 
 
 async def test_a_hub_that_is_down_is_not_a_login(serve, db_url):
-    """With a token but no hub to check it against, the caller gets an error, not access."""
+    """With a token but no hub to check it against, the caller gets an error, not access.
+
+    HubAuth raises a 500 when it cannot reach the hub's API ("Failed to connect to Hub API"); the
+    kit answers it as every 5xx it did not raise itself: the JSON error shape, a generic message and
+    the request id (the log has the reason). Not 401: the token may well be valid."""
     base = await serve(make_service("notifications", db_url))
-    # Not hex, so it cannot turn up by chance in the answer's random request id.
     token = "never-echo-this-token-xyz"
     with pytest.raises(HTTPClientError) as caught:
-        await AsyncHTTPClient().fetch(f"{base}/api/whoami", headers={"Authorization": f"token {token}"})
-    assert caught.value.code in (401, 500, 502, 503)
-    assert token not in caught.value.response.body.decode()
+        await AsyncHTTPClient().fetch(f"{base}/api/whoami", headers={"Authorization": f"token {token}",
+                                                                     "X-Request-Id": "hub-down-1"})
+    assert caught.value.code == 500
+    assert caught.value.response.headers["Content-Type"] == "application/json; charset=UTF-8"
+    body = caught.value.response.body.decode()
+    assert token not in body
+    assert json.loads(body) == {"error": {"status": 500, "message": "Internal error; quote the request id when "
+                                          "reporting it.", "details": {}, "request_id": "hub-down-1"}}

@@ -18,7 +18,7 @@ import pytest
 from learnhub.course_content import NbGraderCourse, empty_gradebook, load_course
 from learnhub.course_content import nbgrader as nbgrader_runs
 
-DEMO = Path(__file__).resolve().parents[2] / "courses" / "intro-python"
+DEMO = Path(__file__).resolve().parents[3] / "courses" / "intro-python"
 ASSIGNMENT = "01-basics"
 
 
