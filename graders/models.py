@@ -1,4 +1,5 @@
-"""The durable grading job table (on ``learnhub.db.Base``; created by migration 0002)."""
+"""The durable grading job table (on ``learnhub.db.Base``; created by migration 0002, 0010 added
+``submission_id`` and ``regrade_id``)."""
 from __future__ import annotations
 
 import uuid
@@ -35,7 +36,15 @@ class GradingJob(Base):
     source_path: Mapped[str] = mapped_column(String(1024))
     submission_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     submission_blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: grade (a learner's submission, scored), check (visible tests only) or execute (run a notebook for
+    #: nbgrader's autograde in an instructor's server and return the outputs; nothing is scored)
     mode: Mapped[str] = mapped_column(String(16), default="grade")
+    #: the courses service's submission this job grades (migration 0010): the job's own id for a
+    #: submission's first grading, an older submission's for a regrade; NULL for checks, executions
+    #: and jobs from before 0010 (whose id is their submission's)
+    submission_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    #: the regrade (extensions/feedback's ``grading_regrades``) this job is part of, if any
+    regrade_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -55,4 +64,5 @@ class GradingJob(Base):
     __table_args__ = (
         Index("ix_grading_jobs_status_created", "status", "created_at"),
         Index("ix_grading_jobs_course_assignment_learner", "course_id", "assignment_id", "learner_id"),
+        Index("ix_grading_jobs_regrade", "regrade_id"),
     )

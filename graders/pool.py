@@ -31,6 +31,17 @@ class WarmPool(LoggingConfigurable):
     max_idle = Float(
         600.0, help="Seconds a warm sandbox may wait; older ones are replaced (fresh state, no leaks)."
     ).tag(config=True)
+    fillers = Integer(
+        1, help="""Sandboxes started at the same time. A start-up is a python + IPython import in a
+        process of its own (CPU in the sandbox, not in the grader), so a batch on N cores keeps up
+        with its graders only when several start at once; a service's pool refills between
+        submissions and needs one."""
+    ).tag(config=True)
+    budget = Integer(
+        0, help="""At most this many sandboxes started over the pool's life (0: no limit). A batch of
+        known size sets it to the number of notebooks it will grade, so that no sandbox is started
+        for nothing while the last ones are graded."""
+    ).tag(config=True)
 
     def __init__(self, engine=None, size: int | None = None, limits: dict | None = None, **kwargs):
         if size is not None:
@@ -46,9 +57,15 @@ class WarmPool(LoggingConfigurable):
         self._cond = threading.Condition()
         self._closed = False
         self._starting = 0
+        self._requested = 0  # start-ups begun, for the budget
         self.stats = {"warm": 0, "cold": 0, "started": 0, "failed": 0}
-        self._filler = threading.Thread(target=self._fill_loop, daemon=True, name="warm-pool-filler")
-        self._filler.start()
+        self._fillers = [threading.Thread(target=self._fill_loop, daemon=True, name=f"warm-pool-filler-{i}")
+                         for i in range(max(1, self.fillers))]
+        for filler in self._fillers:
+            filler.start()
+
+    def _exhausted(self) -> bool:
+        return bool(self.budget) and self._requested >= self.budget
 
     def _start_limits(self, limits: dict | None) -> dict:
         merged = dict(self.limits)
@@ -58,22 +75,24 @@ class WarmPool(LoggingConfigurable):
     def _fill_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and len(self._ready) + self._starting >= self.size:
+                while not self._closed and (len(self._ready) + self._starting >= self.size or self._exhausted()):
                     self._cond.wait(timeout=5)
                     self._expire_idle()
                 if self._closed:
                     return
                 self._starting += 1
+                self._requested += 1
             sandbox = None
             try:
                 sandbox = self.engine.new_sandbox(self.limits)
-                self.stats["started"] += 1
             except Exception:
-                self.stats["failed"] += 1
                 self.log.warning("warm pool could not start a sandbox", exc_info=True)
+                with self._cond:
+                    self._requested -= 1  # a failed start-up does not use the budget
                 time.sleep(1.0)
             with self._cond:
                 self._starting -= 1
+                self.stats["started" if sandbox is not None else "failed"] += 1
                 if sandbox is not None:
                     if self._closed:
                         sandbox.close()
@@ -120,8 +139,8 @@ class WarmPool(LoggingConfigurable):
                         return sandbox
                     sandbox.close()
                 left = deadline - time.monotonic()
-                if self._closed or left <= 0:
-                    break
+                if self._closed or left <= 0 or (self._exhausted() and not self._starting):
+                    break  # nothing is coming: start one here
                 self._cond.wait(timeout=left)
         self.stats["cold"] += 1
         return self.engine.new_sandbox({**self.limits, **(limits or {})})

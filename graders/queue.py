@@ -63,12 +63,14 @@ class JobQueue:
         self, *, course_id: str, assignment_id: str, learner_id: str, source_path: str,
         submission_path: str | None = None, submission_blob: bytes | None = None,
         mode: str = "grade", max_attempts: int = 3, on_event: Callable[[dict], None] | None = None,
-        job_id: str | None = None,
+        job_id: str | None = None, submission_id: str | None = None, regrade_id: str | None = None,
     ) -> str:
         """Queue a submission (stored durably first by the caller); returns the job id.
 
         ``job_id``: the id to queue it under (a submission's id, so that queueing it twice is
-        harmless): :class:`JobExists` if a job has it already."""
+        harmless): :class:`JobExists` if a job has it already. ``submission_id``: the courses
+        service's submission graded (its ``graded`` event names it); ``regrade_id``: the regrade
+        the job is part of."""
         from sqlalchemy.exc import IntegrityError
 
         if not submission_path and submission_blob is None:
@@ -77,7 +79,8 @@ class JobQueue:
             id=job_id or str(uuid.uuid4()), course_id=course_id, assignment_id=assignment_id, learner_id=learner_id,
             source_path=str(source_path), submission_path=str(submission_path) if submission_path else None,
             submission_blob=submission_blob, mode=mode, status=QUEUED, attempts=0,
-            max_attempts=max_attempts, progress={"type": "queued"},
+            max_attempts=max_attempts, progress={"type": "queued"}, submission_id=submission_id,
+            regrade_id=regrade_id,
         )
         try:
             with lhdb.session_scope(self.sessions) as session:

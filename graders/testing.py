@@ -261,3 +261,84 @@ def nbgrader_scores(root: Path, assignment: str = ASSIGNMENT) -> dict:
                 for nb in sub.notebooks
             }
     return out
+
+
+# ----- the demo course's first assignment, as a class hands it in -----
+
+#: ``courses/intro-python``'s ``01-basics``: per answer cell (grade_id), a few answers learners give
+BASICS_ANSWERS = {
+    "variables-code": {
+        "right": 'course_name = "Introduction to Python"\nweek = 1\nhours_per_week = 3.5\nis_free = True',
+        "wrong": 'course_name = "Introduction to Python"\nweek = "1"\nhours_per_week = 3\nis_free = "True"',
+        "error": 'course_name = "Introduction to Python"\nweek = 1\nhours_per_week = three_and_a_half',
+    },
+    "celsius-to-fahrenheit-code": {
+        "right": "def celsius_to_fahrenheit(celsius):\n    return celsius * 9 / 5 + 32",
+        "wrong": "def celsius_to_fahrenheit(celsius):\n    return celsius * 9 / 5",
+        "error": "def celsius_to_fahrenheit(celsius)\n    return celsius * 9 / 5 + 32",
+    },
+    "split-the-bill-code": {
+        "right": ("def split_bill(total, people, tip_percent):\n    if people < 1:\n"
+                  "        raise ValueError('people must be at least 1')\n"
+                  "    return round(total * (1 + tip_percent / 100) / people, 2)"),
+        # passes the visible tests, fails the hidden ones (no rounding of 10/3, no ValueError)
+        "wrong": "def split_bill(total, people, tip_percent):\n    return round(total * (1 + tip_percent / 100) / people, 2) "
+                 "if people != 3 else total / people",
+        "error": "def split_bill(total, people, tip_percent):\n    return (total + tip) / people",
+    },
+    "shout-code": {
+        "right": "def shout(text):\n    return text.strip().upper() + '!'",
+        "wrong": "def shout(text):\n    return text.upper() + '!'",
+        "error": "def shout(text):\n    return text.upper() + 1",
+    },
+    "initials-code": {
+        "right": "def initials(first_name, last_name):\n    return first_name.strip()[0].upper() + '.' + "
+                 "last_name.strip()[0].upper() + '.'",
+        "wrong": "def initials(first_name, last_name):\n    return first_name[0] + '.' + last_name[0] + '.'",
+        "error": "def initials(first_name, last_name):\n    return first_name.strip()[0].upper() + '.' + initial_of(last_name)",
+    },
+}
+BASICS_EXPLANATION = ('"7" is a string and 7 is an int, so "7" + 7 raises a TypeError. '
+                      'int("7") + 7 gives 14 and "7" + str(7) gives "77".')
+#: the mix of a class: what fraction of the learners hand in which kind of work
+BASICS_KINDS = ("correct", "partly-wrong", "correct", "partly-wrong", "blank", "error-raising",
+                "partly-wrong", "correct", "error-raising", "partly-wrong")
+
+
+def basics_submission(release_dir: str | Path, index: int, dest: str | Path) -> str:
+    """The ``index``-th learner's submission of the demo course's ``01-basics`` (from its released
+    notebook) in ``dest``; returns its kind. The class cycles through :data:`BASICS_KINDS`:
+
+    * ``correct``: every exercise answered right (and the written answer);
+    * ``partly-wrong``: one to three exercises wrong (some pass the visible tests and fail hidden ones),
+      the others right;
+    * ``blank``: handed in as fetched;
+    * ``error-raising``: answers that raise (a syntax error, a NameError, a TypeError) and, for one
+      learner in ten, code that raises at the top of the notebook before any exercise.
+    Deterministic: the same index gives the same notebook."""
+    import random
+
+    release_dir, dest = Path(release_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(release_dir / "basics.ipynb", as_version=4)
+    kind = BASICS_KINDS[index % len(BASICS_KINDS)]
+    rng = random.Random(index)
+    cells = list(BASICS_ANSWERS)
+    if kind == "correct":
+        choice = {gid: "right" for gid in cells}
+    elif kind == "partly-wrong":
+        wrong = set(rng.sample(cells, rng.randint(1, 3)))
+        choice = {gid: "wrong" if gid in wrong else "right" for gid in cells}
+    elif kind == "error-raising":
+        broken = set(rng.sample(cells, rng.randint(1, 2)))
+        choice = {gid: "error" if gid in broken else rng.choice(["right", "wrong"]) for gid in cells}
+    else:
+        choice = {}
+    for gid, answer in choice.items():
+        _set(nb, gid, BASICS_ANSWERS[gid][answer])
+    if choice:
+        _set(nb, "explain-types", BASICS_EXPLANATION)
+    if kind == "error-raising" and index % 20 == 5:
+        nb.cells.insert(1, new_code_cell("import numpy_that_does_not_exist"))
+    nbformat.write(nb, dest / "basics.ipynb")
+    return kind

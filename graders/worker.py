@@ -113,6 +113,8 @@ class Worker(LoggingConfigurable):
                 submission = extract_blob(claim.submission_blob, tmp / "submission")
             else:
                 submission = Path(claim.submission_path)
+            if claim.mode == "execute":
+                return self._execute(claim, submission)
             result = self.engine.grade(
                 claim.source_path, submission, mode=claim.mode, on_event=emit,
                 sandbox_factory=self.pool.take if self.pool else None,
@@ -143,6 +145,25 @@ class Worker(LoggingConfigurable):
             done.set()
             shutil.rmtree(tmp, ignore_errors=True)
             self.processed += 1
+
+    def _execute(self, claim: Claim, folder: Path) -> bool:
+        """An ``execute`` job: run the notebook for an nbgrader autograde elsewhere; outputs only.
+
+        What the job carries that is not a notebook an execution can run (none or several notebooks,
+        unreadable JSON) fails it at once, without retries: sending it again will not help."""
+        from .execute import execute_notebook, read_execution
+
+        try:
+            notebook, files = read_execution(folder)
+        except Exception as exc:  # noqa: BLE001 - the caller's upload, reported back to it
+            self.queue.fail(claim, f"not a notebook to execute: {exc}")
+            return False
+        result = execute_notebook(self.engine, notebook, files, assignment_id=claim.assignment_id,
+                                  sandbox_factory=self.pool.take if self.pool else None)
+        stored = self.queue.complete(claim, result)
+        if not stored:
+            self.log.warning("job %s: lease lost, result discarded (another worker owns it)", claim.job_id)
+        return stored
 
     def run_once(self) -> bool:
         claim = self.queue.claim(self.worker_id, self.lease_seconds)

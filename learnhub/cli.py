@@ -16,12 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-import requests
+from typing import TYPE_CHECKING
 
 from . import __version__
-from . import db as lhdb
-from .config import LearnhubSettings, load_settings
-from .hub import hub_config_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import LearnhubSettings
+
+# The database, settings, hub and HTTP modules are imported by the commands that use them:
+# `learnhub grade` (a command instructors run per submission) must not pay for `learnhub up`'s.
 
 READY_TIMEOUT = 180
 
@@ -54,6 +57,8 @@ def hub_url(settings: LearnhubSettings) -> str:
 
 
 def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = READY_TIMEOUT) -> None:
+    import requests
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -72,6 +77,8 @@ def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = READY_TIM
 
 def ensure_admin_token(settings: LearnhubSettings, credentials: dict, url: str) -> dict:
     """Give the admin a hub API token, asked of the hub with the admin's own password."""
+    import requests
+
     if credentials.get("api_token"):
         return credentials
     response = requests.post(
@@ -101,6 +108,8 @@ def hub_environment(settings: LearnhubSettings) -> dict:
 
 
 def resolve_hub_config(settings: LearnhubSettings) -> Path:
+    from .hub import hub_config_file
+
     path = hub_config_file()
     if path.is_file():
         return path
@@ -128,6 +137,9 @@ def after_start(settings: LearnhubSettings, url: str) -> None:
 
 
 def cmd_up(args) -> int:
+    from . import db as lhdb
+    from .config import load_settings
+
     settings, config_path = load_settings(args.data_dir, ip=args.ip, port=args.port)
     if args.no_demo:
         settings.demo_course = False
@@ -176,6 +188,9 @@ def cmd_up(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
+    from . import db as lhdb
+    from .config import load_settings
+
     settings, _ = load_settings(args.data_dir)
     url = args.db_url or settings.db_url
     lhdb.upgrade(url)

@@ -95,6 +95,10 @@ class VerbSpec:
 
 _IN_COURSE = ("course_id",)
 _IN_ASSIGNMENT = ("course_id", "assignment_id")
+#: a grading's object is the grading job (the feedback service's ``submissions/{id}``); these name the
+#: courses service's submission it graded (a regrade is a new job for an old submission) and the regrade
+_GRADING_CONTEXT = {"submission_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "regrade_id": {"type": "string", "minLength": 1, "maxLength": 64}}
 
 #: The vocabulary of schema version 2. ``actor`` is the person an event is about (the learner whose
 #: submission was graded, the instructor who released an assignment); events by staff say so with
@@ -133,10 +137,10 @@ VERB_SPECS: dict[Verb, VerbSpec] = {
         ("submission", "assignment"),
         result={"score": _NUMBER, "max_score": _NUMBER, "success": {"type": "boolean"},
                 "duration": {"type": ["number", "null"], "minimum": 0}, "tests": _TESTS},
-        requires_result=("score",), requires_context=_IN_ASSIGNMENT),
+        context=_GRADING_CONTEXT, requires_result=("score",), requires_context=_IN_ASSIGNMENT),
     Verb.GRADING_FAILED: VerbSpec("a submission could not be graded", ("submission",),
                                   result={"error": {"type": ["string", "null"], "maxLength": 2000}},
-                                  requires_context=_IN_ASSIGNMENT),
+                                  context=_GRADING_CONTEXT, requires_context=_IN_ASSIGNMENT),
     Verb.ATTEMPTED: VerbSpec("an exercise was attempted (object: <assignment>/<grade_id>)", ("exercise",),
                              requires_result=("success",), requires_context=_IN_COURSE),
     Verb.ASKED_HELP: VerbSpec("asked for help on an assignment", ("help-request",),

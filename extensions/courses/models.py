@@ -185,7 +185,7 @@ class FeedbackFile(Base):
 
 
 class Extension(Base):
-    """One learner's extension of one assignment (migration ``0010_extensions``): a later due date
+    """One learner's extension of one assignment (migration ``0010``): a later due date
     and/or more attempts than the assignment's."""
 
     __tablename__ = "assignment_extensions"

@@ -16,9 +16,11 @@ from .grading_stats import GradingCollector
 from .helpdesk import HelpDesk
 from .intake import GradingIntake
 from .live import Broadcaster, CheckRateLimiter
+from .regrades import RegradeIntake
 from .workers import CompletionRecorder, WorkerSupervisor
 
 ID = r"(?P<{}>[A-Za-z0-9-]+)"
+ASSIGNMENT = r"api/courses/(?P<course_id>[^/]+)/assignments/(?P<assignment_id>[^/]+)"
 
 
 def _env_int(name: str, fallback: int) -> int:
@@ -107,6 +109,8 @@ class FeedbackService(ServiceApp):
         self.courses = self.service_api("courses")
         self.intake = GradingIntake(self.session_factory, self.queue, self.sources, self.courses,
                                     self.max_upload_bytes)
+        self.regrades = RegradeIntake(self.session_factory, self.queue, self.sources, self.courses,
+                                      self.max_upload_bytes)
         self.metrics_registry.register(GradingCollector(self))
         self.helpdesk = HelpDesk(self.session_factory)
         self.live = Broadcaster()
@@ -121,6 +125,10 @@ class FeedbackService(ServiceApp):
                 await self.intake.run_once()
             except Exception:
                 self.log.exception("the grading intake failed (will retry)")
+            try:
+                await self.regrades.run_once()
+            except Exception:
+                self.log.exception("queueing regrades failed (will retry)")
             await asyncio.sleep(self.intake_interval)
 
     async def on_start(self):
@@ -149,6 +157,10 @@ class FeedbackService(ServiceApp):
             (r"api/help-requests/events", handlers.HelpEventsHandler),
             (rf"api/help-requests/{rid}", handlers.HelpRequestHandler),
             (rf"api/help-requests/{rid}/answers", handlers.HelpAnswersHandler),
+            (ASSIGNMENT + r"/regrades", handlers.RegradesHandler),
+            (ASSIGNMENT + rf"/regrades/{ID.format('regrade_id')}", handlers.RegradeHandler),
+            (ASSIGNMENT + r"/executions", handlers.ExecutionsHandler),
+            (rf"api/executions/{ID.format('execution_id')}", handlers.ExecutionHandler),
         ]
 
     def openapi_paths(self):
@@ -162,6 +174,8 @@ class FeedbackService(ServiceApp):
               "401": err, "404": err}
         sid = [{"name": "submission_id", "in": "path", "required": True, "schema": {"type": "string"}}]
         rid = [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+        course_assignment = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                             for name in ("course_id", "assignment_id")]
         return {
             "/api/submissions": {"post": {"summary": "Submit notebooks for grading (recorded as an attempt)",
                                           **upload, "responses": {"202": {"description": "queued"}, "400": err,
@@ -198,6 +212,45 @@ class FeedbackService(ServiceApp):
             "/api/help-requests/{request_id}": {"get": {"summary": "One help request", "parameters": rid,
                                                         "responses": {"200": {"description": "the request"},
                                                                       "401": err, "404": err}}},
+            "/api/courses/{course_id}/assignments/{assignment_id}/regrades": {
+                "post": {"summary": "Grade every learner's latest autograded submission of the assignment again "
+                                    "(after a test fix), on the grading workers, in parallel (course instructors "
+                                    "and TAs, admins)",
+                         "parameters": course_assignment,
+                         "responses": {"202": {"description": "{id, status, total, skipped}; Location: the regrade"},
+                                       "401": err, "403": err, "404": err, "502": err, "503": err}},
+                "get": {"summary": "The assignment's regrades, newest first (course staff)",
+                        "parameters": course_assignment + [{"name": "limit", "in": "query",
+                                                            "schema": {"type": "integer", "minimum": 1,
+                                                                       "maximum": 100}}],
+                        "responses": {"200": {"description": "{items: [regrade]}"}, "401": err, "403": err}}},
+            "/api/courses/{course_id}/assignments/{assignment_id}/regrades/{regrade_id}": {"get": {
+                "summary": "A regrade's progress and changes (course staff)",
+                "parameters": course_assignment + [{"name": "regrade_id", "in": "path", "required": True,
+                                                    "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{id, status: queueing|running|done, total, done, failed, "
+                                                     "running, changes: [{learner, submission, job, before: "
+                                                     "{score, max_score}, after: {score, max_score}}], unchanged, "
+                                                     "failures: [{learner, submission, job, error}], skipped}"},
+                              "401": err, "403": err, "404": err}}},
+            "/api/courses/{course_id}/assignments/{assignment_id}/executions": {"post": {
+                "summary": "Execute one notebook in a grading sandbox with the assignment's limits, for nbgrader's "
+                           "autograde in the caller's own server (course instructors and TAs, admins); nothing is "
+                           "scored here",
+                "parameters": course_assignment,
+                "requestBody": {"content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["files"],
+                    "properties": {"files": {"type": "array", "description": "exactly one notebook and its data files",
+                                             "items": {"type": "string", "format": "binary"}}}}}}},
+                "responses": {"202": {"description": "{id, status: queued}; Location: the execution"},
+                              "400": err, "401": err, "403": err, "413": err, "422": err}}},
+            "/api/executions/{execution_id}": {"get": {
+                "summary": "An execution's status and, when done, the executed cells' outputs (its requester and "
+                           "the course's staff)",
+                "parameters": [{"name": "execution_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{id, status, error, cells: [{index, execution_count, outputs}], "
+                                                     "limits_hit, limit_messages}"},
+                              "401": err, "404": err}}},
             "/api/help-requests/{request_id}/answers": {"post": {
                 "summary": "Answer a help request (course instructors and TAs)", "parameters": rid,
                 "responses": {"201": {"description": "the answered request"}, "401": err, "403": err,

@@ -27,11 +27,14 @@ def percentiles(values: list[float]) -> dict:
 
 
 def grading_stats(session: Session, since: datetime) -> dict:
-    """Queue depth now and the latency of graded submissions (mode grade) finished since ``since``."""
+    """Queue depth now and the latency of graded submissions (mode grade, not regrades) finished since ``since``."""
     depth = dict(session.execute(select(GradingJob.status, func.count()).where(
         GradingJob.status.in_((QUEUED, RUNNING))).group_by(GradingJob.status)).all())
+    # A regrade queues a whole class at once and nobody waits for one submission: its jobs would
+    # only blur how long a learner waits, so the latency is of learners' own submissions.
     finished = session.execute(select(GradingJob.created_at, GradingJob.finished_at).where(
-        GradingJob.finished_at.is_not(None), GradingJob.finished_at >= since, GradingJob.mode == "grade")).all()
+        GradingJob.finished_at.is_not(None), GradingJob.finished_at >= since, GradingJob.mode == "grade",
+        GradingJob.regrade_id.is_(None))).all()
     latencies = [(as_utc(done) - as_utc(created)).total_seconds() for created, done in finished]
     return {"queue_depth": int(depth.get(QUEUED, 0)), "running": int(depth.get(RUNNING, 0)),
             "latency_seconds": percentiles(latencies)}

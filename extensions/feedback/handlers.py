@@ -125,7 +125,7 @@ class SubmitMixin:
             try:
                 return service.queue.enqueue(course_id=course, assignment_id=assignment, learner_id=learner,
                                              source_path=str(source), submission_blob=upload.to_zip(),
-                                             mode=mode, job_id=job_id)
+                                             mode=mode, job_id=job_id, submission_id=job_id)
             except JobExists:  # the grading intake saw the submission first: it is queued
                 return job_id
 
@@ -343,3 +343,146 @@ class GradingStatsHandler(APIHandler):
 
         stats = await IOLoop.current().run_in_executor(None, read)
         self.write_json({**stats, "window_hours": hours})
+
+
+# -- regrades (course staff) ------------------------------------------------------------------
+
+
+class RegradesHandler(APIHandler):
+    """``POST api/courses/{course}/assignments/{assignment}/regrades``: grade every learner's latest
+    autograded submission again (after a test fix); ``GET``: the assignment's regrades, newest first."""
+
+    async def post(self, course_id, assignment_id):
+        from .regrades import create_regrade, gradings_of, latest_autograded, list_submissions
+
+        await self.require_course_role(course_id, *STAFF)
+        try:
+            if self.service.sources.find(course_id, assignment_id) is None:
+                raise APIError(404, f"Course {course_id!r} has no assignment {assignment_id!r} with an instructor "
+                                    "source to grade against.")
+        except UploadError as exc:
+            raise APIError(exc.status, exc.message, exc.details)
+        try:
+            submissions = await list_submissions(self.service.courses, course_id, assignment_id)
+        except APIClientError as exc:
+            raise APIError(exc.status if 400 <= exc.status < 500 else 502, exc.message, exc.details)
+        except PeerUnavailable:
+            raise APIError(503, "The courses service is not answering, so the submissions to regrade are not "
+                                "known; try again in a moment.", {"service": "courses"}, headers={"Retry-After": "5"})
+
+        def store() -> tuple[str, list, list]:
+            with self.service.session_factory() as session:
+                gradings = gradings_of(session, [sub["id"] for sub in submissions])
+            targets, skipped = latest_autograded(submissions, gradings)
+            return create_regrade(self.service.session_factory, course_id, assignment_id, self.current_user_name,
+                                  targets, skipped), targets, skipped
+
+        regrade_id, targets, skipped = await IOLoop.current().run_in_executor(None, store)
+        self.set_header("Location", f"{self.service.prefix}api/courses/{quote(course_id, safe='')}/assignments/"
+                                    f"{quote(assignment_id, safe='')}/regrades/{regrade_id}")
+        self.write_json({"id": regrade_id, "status": "queueing" if targets else "done", "total": len(targets),
+                         "skipped": len(skipped)}, 202)
+
+    async def get(self, course_id, assignment_id):
+        from sqlalchemy import select
+
+        from .models import GradingRegrade
+        from .regrades import regrade_payload
+
+        await self.require_course_role(course_id, *STAFF)
+        limit = max(1, min(int(self.get_argument("limit", "20")), 100))
+
+        def read():
+            with self.service.session_factory() as session:
+                rows = session.scalars(select(GradingRegrade).where(
+                    GradingRegrade.course_id == course_id, GradingRegrade.assignment_id == assignment_id)
+                    .order_by(GradingRegrade.created_at.desc()).limit(limit))
+                return [regrade_payload(session, row) for row in rows]
+
+        self.write_json({"items": await IOLoop.current().run_in_executor(None, read)})
+
+
+class RegradeHandler(APIHandler):
+    """``GET .../regrades/{id}``: progress (total, done, failed) and the score changes."""
+
+    async def get(self, course_id, assignment_id, regrade_id):
+        from .models import GradingRegrade
+        from .regrades import regrade_payload
+
+        await self.require_course_role(course_id, *STAFF)
+
+        def read():
+            with self.service.session_factory() as session:
+                row = session.get(GradingRegrade, regrade_id)
+                if row is None or row.course_id != course_id or row.assignment_id != assignment_id:
+                    return None
+                return regrade_payload(session, row)
+
+        payload = await IOLoop.current().run_in_executor(None, read)
+        if payload is None:
+            raise APIError(404, f"No regrade {regrade_id} of {course_id}/{assignment_id}.")
+        self.write_json(payload)
+
+
+# -- executions for nbgrader's autograde in an instructor's server ------------------------------
+
+
+def execution_payload(job: GradingJob) -> dict:
+    result = job.result or {}
+    payload = {"id": job.id, "course": job.course_id, "assignment": job.assignment_id, "status": job.status,
+               "error": job.error, "created_at": iso(job.created_at), "finished_at": iso(job.finished_at)}
+    if job.status == GRADED:
+        payload.update(cells=result.get("cells", []), limits_hit=result.get("limits_hit", []),
+                       limit_messages=result.get("limit_messages", []))
+    return payload
+
+
+class ExecutionsHandler(APIHandler):
+    """``POST api/courses/{course}/assignments/{assignment}/executions`` (course staff): run one
+    notebook in a grading sandbox for nbgrader's autograde in the caller's own server; multipart
+    ``files``: the notebook (exactly one) and its data files. 202 ``{id, status}``; the outputs at
+    ``GET api/executions/{id}``. nbgrader scores them where it runs, with its own code."""
+
+    async def post(self, course_id, assignment_id):
+        service = self.service
+        length = int(self.request.headers.get("Content-Length") or len(self.request.body or b""))
+        if length > service.max_upload_bytes:
+            raise APIError(413, f"The upload is larger than the limit of {service.max_upload_bytes} bytes.",
+                           {"limit_bytes": service.max_upload_bytes})
+        # Only the people who autograde a course may have code run on its grading workers; a learner
+        # checks their own work with POST api/checks.
+        await self.require_course_role(course_id, *STAFF)
+        try:
+            uploads = [(f.filename, f.body) for field in self.request.files.values() for f in field]
+            upload = check_upload(uploads, service.max_upload_bytes, require_notebook=True)
+            service.sources.find(course_id, assignment_id)  # refuses ids that are not one folder name
+        except UploadError as exc:
+            raise APIError(exc.status, exc.message, exc.details)
+        if len(upload.notebooks()) != 1:
+            raise APIError(422, "Send exactly one notebook to execute (and its data files).",
+                           {"notebooks": upload.notebooks()})
+
+        def enqueue() -> str:
+            return service.queue.enqueue(course_id=course_id, assignment_id=assignment_id,
+                                         learner_id=self.current_user_name, source_path="",
+                                         submission_blob=upload.to_zip(), mode="execute", max_attempts=2)
+
+        job_id = await IOLoop.current().run_in_executor(None, enqueue)
+        self.set_header("Location", f"{service.prefix}api/executions/{job_id}")
+        self.write_json({"id": job_id, "status": "queued"}, 202)
+
+
+class ExecutionHandler(APIHandler):
+    """``GET api/executions/{id}``: the execution's status and, when done, the executed cells' outputs.
+    Seen by whoever asked for it and the course's staff; anyone else gets 404."""
+
+    async def get(self, execution_id):
+        def load():
+            with self.service.session_factory() as session:
+                return session.get(GradingJob, execution_id)
+
+        job = await IOLoop.current().run_in_executor(None, load)
+        if job is None or job.mode != "execute" or (
+                job.learner_id != self.current_user_name and await self.course_role(job.course_id) not in STAFF):
+            raise APIError(404, f"No such execution: {execution_id}")
+        self.write_json(execution_payload(job))

@@ -137,7 +137,7 @@ class GradingIntake:
             try:
                 self.queue.enqueue(course_id=event.course_id, assignment_id=assignment, learner_id=event.actor,
                                    source_path=str(source), submission_blob=upload.to_zip(), mode="grade",
-                                   job_id=event.object_id)
+                                   job_id=event.object_id, submission_id=event.object_id)
                 return True
             except JobExists:
                 return False

@@ -1,10 +1,10 @@
-"""Tables of the feedback service: help requests (submissions are grading jobs, see graders)."""
+"""Tables of the feedback service: help requests and regrades (submissions are grading jobs, see graders)."""
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String, Text
+from sqlalchemy import JSON, DateTime, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from learnhub.db import Base
@@ -42,3 +42,31 @@ class HelpRequest(Base):
                 "code": self.code, "status": self.status, "answer": self.answer,
                 "answered_by": self.answered_by, "created_at": iso(self.created_at),
                 "answered_at": iso(self.answered_at)}
+
+
+#: A regrade's states: its jobs are being queued, all are queued (some may still run), every one finished.
+QUEUEING, QUEUED_ALL, FINISHED = "queueing", "running", "done"
+
+
+class GradingRegrade(Base):
+    """"Grade this assignment again" (after a test fix), asked by one of the course's staff.
+
+    ``targets``: every learner's latest autograded submission when it was asked, as the courses
+    service listed them — ``[{"submission", "learner", "score", "max_score"}]`` (the score before).
+    Its jobs are ``grading_jobs`` rows with this ``regrade_id``; ``problems``: the targets that could
+    not be queued (their files could not be read), ``[{"submission", "learner", "error"}]``.
+    Created by migration 0010."""
+
+    __tablename__ = "grading_regrades"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    course_id: Mapped[str] = mapped_column(String(128))
+    assignment_id: Mapped[str] = mapped_column(String(128))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=QUEUEING)
+    targets: Mapped[list] = mapped_column(JSON, default=list)
+    problems: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_grading_regrades_assignment", "course_id", "assignment_id", "created_at"),)

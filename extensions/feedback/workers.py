@@ -102,12 +102,18 @@ def flatten_tests(result: dict | None) -> list[dict]:
 
 def graded_event(job: GradingJob) -> dict:
     """The ``graded`` (or ``grading-failed``) event of a finished job, its id derived from the job's
-    so that recording it twice stores it once."""
+    so that recording it twice stores it once. Its object is the job (``submissions/{id}`` here);
+    ``context.submission_id`` names the courses service's submission it graded, which for a regrade
+    is an older one, and ``context.regrade_id`` the regrade."""
     result = job.result or {}
     tests = [{"grade_id": t.get("grade_id"), "passed": t.get("passed"), "points": t.get("points"),
               "max_points": t.get("max_points"), "error_type": t.get("error") or t.get("hidden_error")}
              for t in flatten_tests(result) if t.get("grade_id")]
-    context = {"assignment_id": job.assignment_id, "mode": job.mode, "role": "learner"}
+    context = {"assignment_id": job.assignment_id, "mode": job.mode, "role": "learner",
+               # the courses service's submission: a regrade's job is not the submission itself
+               "submission_id": job.submission_id or job.id}
+    if job.regrade_id:
+        context["regrade_id"] = job.regrade_id
     if job.status != GRADED:
         return make_event(job.learner_id, Verb.GRADING_FAILED, "submission", job.id, course_id=job.course_id,
                           result={"error": (job.error or "")[:2000]}, context=context, source=SOURCE,

@@ -65,6 +65,30 @@ def configure_nbgrader(c) -> None:
     from learnhub.course_content.redaction import RedactHiddenTests
 
     c.GenerateFeedback.preprocessors = [RedactHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+    # Autograding (Formgrader, `nbgrader autograde`) executes learners' notebooks in learnhub's grading
+    # sandboxes, not in a kernel of this server: nbgrader's own list with Execute replaced (.autograde).
+    c.Autograde.autograde_preprocessors = autograde_preprocessors()
+
+
+#: what takes nbgrader's Execute's place in its autograde (``Autograde.autograde_preprocessors``)
+SANDBOXED_EXECUTE = "learnhub.extensions.singleuser.autograde.SandboxedExecute"
+
+
+def autograde_preprocessors() -> list:
+    """nbgrader's ``Autograde.autograde_preprocessors`` with its ``Execute`` replaced by
+    :data:`SANDBOXED_EXECUTE`; the rest (IgnorePattern, ClearMetadata, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata) is nbgrader's own, in its order. Only nbgrader's apps read
+    this config file, so importing nbgrader here costs a server nothing."""
+    from nbgrader.converters.autograde import Autograde
+    from nbgrader.preprocessors import Execute
+
+    replaced = []
+    for preprocessor in Autograde.class_traits()["autograde_preprocessors"].default():
+        is_execute = isinstance(preprocessor, type) and issubclass(preprocessor, Execute)
+        replaced.append(SANDBOXED_EXECUTE if is_execute else preprocessor)
+    if SANDBOXED_EXECUTE not in replaced:  # pragma: no cover - an nbgrader without Execute in its list
+        raise RuntimeError("nbgrader's autograde has no Execute step to replace; refusing to autograde unsandboxed")
+    return replaced
 
 
 def _jupyter_server_extension_points():

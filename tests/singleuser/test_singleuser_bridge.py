@@ -477,3 +477,141 @@ def test_nbgraders_formgrader_runs_a_course_over_the_http_exchange(hub, ada):
     # The course directory, with its gradebook and the learner's collected work, stayed in ivan's home.
     assert (ivan.home / "submitted" / "ada" / ASSIGNMENT / "basics.ipynb").is_file()
     assert not (ada.home / "submitted").exists() and not (ada.home / "gradebook.db").exists()
+
+
+HOSTILE = '''import json, os
+report = {"token": os.environ.get("JUPYTERHUB_API_TOKEN"), "environment": sorted(os.environ)}
+for name, path in (("secret", "/home/iris/secret.txt"), ("config", "/home/iris/nbgrader_config.py"),
+                   ("gradebook", "/home/iris/gradebook.db"), ("environ", "/proc/self/environ")):
+    try:
+        with open(path, "rb") as handle:
+            report[name] = handle.read(20000).decode("latin-1")
+    except Exception as exc:
+        report[name] = "refused: " + type(exc).__name__
+try:
+    with open("/home/iris/pwned.txt", "w") as handle:
+        handle.write("written by a learner's notebook")
+    report["write"] = "written"
+except Exception as exc:
+    report["write"] = "refused: " + type(exc).__name__
+try:
+    report["home"] = os.listdir("/home")
+except Exception as exc:
+    report["home"] = "refused: " + type(exc).__name__
+print("HOSTILE-REPORT " + json.dumps(report))
+'''
+
+
+def test_formgraders_autograde_runs_learner_code_in_a_grading_sandbox(hub, ada, tmp_path):
+    """An instructor autograding from Formgrader (nbgrader's autograde in their own server) never runs a
+    learner's code in their server: with learnhub's nbgrader config, each notebook is executed by the
+    feedback service's grading sandbox and only scored here. A submission that reaches for the
+    instructor's token, home files and environment gets none of them and writes nothing into the
+    instructor's home; an honest submission scores exactly what nbgrader's own autograde gives it."""
+    from learnhub.graders.testing import BASICS_ANSWERS, BASICS_EXPLANATION, nbgrader_autograde, nbgrader_course, \
+        nbgrader_scores
+
+    course = "fg-sandbox"
+    created = hub.api("POST", "/services/courses/api/courses", token=hub.admin_token, json={
+        "id": course, "title": "Sandboxed autograding", "status": "published", "open_enrollment": True})
+    assert created.status_code == 201, created.text
+    iris = Person(hub, "iris")
+    made = hub.api("POST", f"/services/courses/api/courses/{course}/enrollments", token=hub.admin_token,
+                   json={"user": "iris", "role": "instructor"})
+    assert made.status_code in (200, 201), made.text
+    start_server(hub, "iris")
+    headers = {"Authorization": f"token {iris.token}"}
+    secret = f"iris-private-{os.urandom(8).hex()}"
+
+    def put(path: str, model: dict) -> None:
+        response = requests.put(f"{iris.server}api/contents/{path}", json=model, headers=headers, timeout=60)
+        assert response.status_code in (200, 201), (path, response.text)
+
+    put("nbgrader_config.py", {"type": "file", "format": "text",
+                               "content": f"c = get_config()\nc.CourseDirectory.course_id = {course!r}\n"})
+    put("secret.txt", {"type": "file", "format": "text", "content": secret})
+    for folder in ("source", f"source/{ASSIGNMENT}"):
+        put(folder, {"type": "directory"})
+    source = REPO / "courses" / COURSE / "source" / ASSIGNMENT
+    put(f"source/{ASSIGNMENT}/basics.ipynb", {"type": "notebook", "format": "json",
+                                             "content": nbformat.read(source / "basics.ipynb", as_version=4)})
+
+    def formgrader(method: str, path: str) -> dict:
+        response = requests.request(method, f"{iris.server}formgrader/api/{path}", headers=headers, timeout=600)
+        assert response.status_code == 200, (path, response.status_code, response.text[:2000])
+        return response.json()
+
+    def succeeded(method: str, path: str) -> dict:
+        result = formgrader(method, path)
+        assert result["success"], (path, result.get("error"), result.get("log"))
+        return result
+
+    succeeded("POST", f"assignment/{ASSIGNMENT}/assign")
+    succeeded("POST", f"assignment/{ASSIGNMENT}/release")
+
+    def hand_in(person: Person, answers: dict) -> None:
+        joined = person.lab("POST", f"services/courses/courses/{course}/enrollments", json={})
+        assert joined.status_code in (200, 201), joined.text
+        assert person.lab("POST", f"assignments/{course}/{ASSIGNMENT}/fetch").status_code == 200
+        path = person.home / course / ASSIGNMENT / "basics.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in answers:
+                cell.source = answers[gid]
+        nbformat.write(nb, path)
+        assert person.lab("POST", f"assignments/{course}/{ASSIGNMENT}/submit").status_code == 201
+
+    right = {gid: answer["right"] for gid, answer in BASICS_ANSWERS.items()}
+    right["explain-types"] = BASICS_EXPLANATION
+    hand_in(ada, {**right, "variables-code": HOSTILE + right["variables-code"]})
+    hal = Person(hub, "hal")
+    start_server(hub, "hal")
+    hand_in(hal, right)
+
+    succeeded("POST", f"assignment/{ASSIGNMENT}/collect")
+    for student in ("ada", "hal"):
+        succeeded("POST", f"submission/{ASSIGNMENT}/{student}/autograde")
+
+    # What the learner's code found, from the notebook as nbgrader autograded it (in the instructor's home).
+    autograded = nbformat.read(iris.home / "autograded" / "ada" / ASSIGNMENT / "basics.ipynb", as_version=4)
+    texts = [out.get("text", "") for cell in autograded.cells for out in cell.get("outputs", [])
+             if out.get("output_type") == "stream"]
+    reports = [line for text in texts for line in text.splitlines() if line.startswith("HOSTILE-REPORT ")]
+    assert len(reports) == 1, texts  # the code ran, once, and said what it saw
+    found = json.loads(reports[0][len("HOSTILE-REPORT "):])
+    token = server_token("iris")
+    assert found["token"] is None and not any(name.startswith("JUPYTERHUB") for name in found["environment"])
+    for name in ("secret", "config", "gradebook"):
+        assert found[name].startswith("refused: "), (name, found[name][:200])
+    assert "JUPYTERHUB" not in found["environ"] and token not in found["environ"]  # the sandbox's own, empty of it
+    assert found["write"].startswith("refused: ") and found["home"].startswith("refused: ")
+    assert not (iris.home / "pwned.txt").exists()
+    everything = json.dumps(autograded)
+    assert token not in everything and secret not in everything and iris.token not in everything
+    ada_grade = formgrader("GET", f"submission/{ASSIGNMENT}/ada")
+    assert ada_grade["autograded"] and ada_grade["score"] == 7.0  # the answers were right after all
+    # Each notebook was an execution of the feedback service's grading workers, asked by iris's server.
+    from sqlalchemy import select
+
+    from learnhub import db
+    from learnhub.graders.models import GradingJob
+
+    engine = db.make_engine(hub.db_url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            executions = session.scalars(select(GradingJob).where(GradingJob.mode == "execute",
+                                                                  GradingJob.course_id == course)).all()
+    finally:
+        engine.dispose()
+    assert [(job.learner_id, job.status) for job in executions] == [("iris", "graded")] * 2
+
+    # The honest submission scores what nbgrader itself gives it (a kernel of nbgrader's own, here).
+    shown = formgrader("GET", f"submission/{ASSIGNMENT}/hal")
+    root = nbgrader_course(tmp_path / "nbgrader", source, ASSIGNMENT)
+    (root / "submitted" / "hal" / ASSIGNMENT).mkdir(parents=True)
+    (root / "submitted" / "hal" / ASSIGNMENT / "basics.ipynb").write_bytes(
+        (iris.home / "submitted" / "hal" / ASSIGNMENT / "basics.ipynb").read_bytes())
+    assert nbgrader_autograde(root, ["hal"], ASSIGNMENT)["hal"]["success"]
+    expected = sum(notebook["score"] for notebook in nbgrader_scores(root, ASSIGNMENT)["hal"].values())
+    assert shown["autograded"] and shown["score"] == expected == 7.0

@@ -1,13 +1,13 @@
 """Courses: per-learner extensions of an assignment, lateness of a submission, and an index for the
 per-learner submission rate limit.
 
-Revision ID: 0010_extensions
+Revision ID: 0010
 Revises: 0009
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_extensions"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None

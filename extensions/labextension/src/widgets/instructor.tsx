@@ -1,7 +1,8 @@
 /**
  * The Instructor panel (instructors and TAs only): per course, the members (list, add with a
- * role, remove), the open help requests with an answer box, and links to the analytics
- * dashboard and nbgrader's Formgrader.
+ * role, remove), the open help requests with an answer box, a Regrade button per assignment
+ * (progress while it runs, the changed scores at the end), and links to the analytics dashboard
+ * and nbgrader's Formgrader.
  */
 import { ReactWidget } from '@jupyterlab/apputils';
 import * as React from 'react';
@@ -10,6 +11,18 @@ import { Learnhub } from '../learnhub';
 import { slug } from '../logic/format';
 import { decodeCellRef, IHelpRequest, parseHelpRequest } from '../logic/help';
 import { itemsOf } from '../logic/query';
+import {
+  changeDelta,
+  changeText,
+  IRegrade,
+  latestRegrade,
+  parseRegrade,
+  progressPercent,
+  progressText,
+  REGRADE_POLL_MS,
+  regradesPath,
+  shouldPoll
+} from '../logic/regrade';
 import {
   canManageEnrollments,
   dashboardUrl,
@@ -110,6 +123,7 @@ function CourseAdmin(props: {
         </a>
       </p>
       <HelpQueue host={props.host} courseId={courseId} helpVersion={props.helpVersion} />
+      <Regrades host={props.host} courseId={courseId} />
       <Enrollments host={props.host} context={context} courseId={courseId} />
     </section>
   );
@@ -338,6 +352,155 @@ function HelpRequestItem(props: { host: IInstructorHost; request: IHelpRequest; 
         onError={setError}
       />
       {error && <ErrorMessage testid={`learnhub-help-answer-error-${rid}`} message={error} />}
+    </li>
+  );
+}
+
+interface IAssignmentItem {
+  id: string;
+  title: string | null;
+}
+
+/** Per assignment: "Regrade" (every learner's latest autograded submission, after a test fix). */
+function Regrades(props: { host: IInstructorHost; courseId: string }): JSX.Element {
+  const { learnhub } = props.host;
+  const { courseId } = props;
+  const cid = slug(courseId);
+  const assignments = useAsync(
+    () =>
+      learnhub.api
+        .service('courses', 'GET', `courses/${encodeURIComponent(courseId)}/assignments?limit=200`)
+        .then(b => itemsOf<IAssignmentItem>(b).filter(a => typeof a.id === 'string')),
+    [courseId]
+  );
+  return (
+    <Section title="Regrade" testid={`learnhub-regrades-${cid}`}>
+      <p className="lh-hint">
+        After fixing a test in the source, grade every learner&apos;s latest submission again; their scores are
+        updated.
+      </p>
+      {assignments.loading && !assignments.data && <Loading testid={`learnhub-regrades-loading-${cid}`} />}
+      {assignments.error && (
+        <ErrorMessage
+          testid={`learnhub-regrades-error-${cid}`}
+          message={assignments.error}
+          onRetry={assignments.reload}
+        />
+      )}
+      {assignments.data && assignments.data.length === 0 && <p className="lh-empty">No assignments.</p>}
+      {assignments.data && assignments.data.length > 0 && (
+        <ul className="lh-list">
+          {assignments.data.map(a => (
+            <RegradeItem key={a.id} host={props.host} courseId={courseId} assignment={a} />
+          ))}
+        </ul>
+      )}
+    </Section>
+  );
+}
+
+function RegradeItem(props: { host: IInstructorHost; courseId: string; assignment: IAssignmentItem }): JSX.Element {
+  const { learnhub } = props.host;
+  const { courseId, assignment } = props;
+  const tid = `${slug(courseId)}-${slug(assignment.id)}`;
+  const [regrade, setRegrade] = React.useState<IRegrade | null>(null);
+  const [error, setError] = React.useState<string | null>(null);
+  // The newest regrade of this assignment, so that one still running is followed after a reload.
+  React.useEffect(() => {
+    let live = true;
+    learnhub.api
+      .service('feedback', 'GET', `${regradesPath(courseId, assignment.id)}?limit=1`)
+      .then(body => live && setRegrade(latestRegrade(body)))
+      .catch(() => undefined); // no regrade history is not an error worth showing
+    return () => {
+      live = false;
+    };
+  }, [courseId, assignment.id]);
+  const poll = async () => {
+    if (!regrade || !shouldPoll(regrade)) {
+      return;
+    }
+    try {
+      const next = parseRegrade(
+        await learnhub.api.service('feedback', 'GET', regradesPath(courseId, assignment.id, regrade.id))
+      );
+      if (next) {
+        setRegrade(next);
+      }
+    } catch {
+      // a missed poll is retried on the next tick
+    }
+  };
+  useInterval(poll, shouldPoll(regrade) ? REGRADE_POLL_MS : null);
+  const start = async () => {
+    setError(null);
+    const title = assignment.title || assignment.id;
+    const ok = await props.host.confirm(
+      `Regrade ${title}?`,
+      `Every learner's latest autograded submission of ${title} is graded again with the current tests; ` +
+        'their scores are replaced by the new ones.',
+      'Regrade'
+    );
+    if (!ok) {
+      return;
+    }
+    const accepted = await learnhub.api.service<{ id: string }>('feedback', 'POST', regradesPath(courseId, assignment.id));
+    const first = parseRegrade(
+      await learnhub.api.service('feedback', 'GET', regradesPath(courseId, assignment.id, accepted.id))
+    );
+    setRegrade(first);
+  };
+  const running = shouldPoll(regrade);
+  return (
+    <li className="lh-card lh-regrade" data-testid={`learnhub-regrade-${tid}`}>
+      <div className="lh-card-meta">
+        <span className="lh-tag">{assignment.title || assignment.id}</span>
+        <ActionButton
+          testid={`learnhub-regrade-start-${tid}`}
+          label="Regrade"
+          busyLabel="Starting…"
+          disabled={running}
+          ariaLabel={`Regrade ${assignment.title || assignment.id}`}
+          onClick={start}
+          onError={setError}
+        />
+      </div>
+      {error && <ErrorMessage testid={`learnhub-regrade-error-${tid}`} message={error} />}
+      {regrade && (
+        <div className="lh-regrade-progress" data-testid={`learnhub-regrade-progress-${tid}`} aria-live="polite">
+          {running && <progress max={100} value={progressPercent(regrade)} aria-label="Regrade progress" />}
+          <span>{progressText(regrade)}</span>
+        </div>
+      )}
+      {regrade && regrade.status === 'done' && regrade.changes.length > 0 && (
+        <table className="lh-table" aria-label={`Changed scores of ${assignment.id}`}>
+          <thead>
+            <tr>
+              <th scope="col">Learner</th>
+              <th scope="col">Score</th>
+              <th scope="col">Change</th>
+            </tr>
+          </thead>
+          <tbody>
+            {regrade.changes.map(c => (
+              <tr key={c.submission} data-testid={`learnhub-regrade-change-${tid}-${slug(c.learner)}`}>
+                <td>{c.learner}</td>
+                <td>{changeText(c)}</td>
+                <td>{changeDelta(c)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {regrade && regrade.status === 'done' && regrade.failures.length > 0 && (
+        <ul className="lh-list" aria-label="Not regraded">
+          {regrade.failures.map(f => (
+            <li key={f.submission} className="lh-error-text">
+              {f.learner}: {f.error}
+            </li>
+          ))}
+        </ul>
+      )}
     </li>
   );
 }
