@@ -33,7 +33,9 @@ API = "/services/courses/api"
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    yield from module_platform(tmp_path_factory, "courses", services=["courses"])
+    # the feedback service too: an instructor's `nbgrader autograde` executes in its grading sandboxes
+    env = {"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1"}
+    yield from module_platform(tmp_path_factory, "courses", services=["courses", "feedback"], extra_env=env)
 
 
 class People:
@@ -456,6 +458,7 @@ class Person:
             "HOME": str(self.home), "USER": name,
             "JUPYTERHUB_API_TOKEN": token,
             "LEARNHUB_COURSES_URL": hub.url + "/services/courses/",
+            "LEARNHUB_FEEDBACK_URL": hub.url + "/services/feedback/",
             # exactly what a single-user server gets: the learnhub.extensions.singleuser config dir
             "JUPYTER_CONFIG_PATH": config_dir(),
         })
