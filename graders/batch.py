@@ -117,16 +117,16 @@ def read_timestamp(submission: Path):
 # --------------------------------------------------------------------------- nbgrader's records
 
 
-class _FlushOnCommit:
-    """``gradebook.db`` for nbgrader's SaveAutoGrades inside one learner's transaction: it commits per
-    cell; here a cell's commit is a flush and the learner's grades are committed once, together
-    (one fsync of the instructor's gradebook per learner instead of one per cell)."""
+class _DeferredCommit:
+    """``gradebook.db`` for nbgrader's SaveAutoGrades inside one learner's transaction: it commits after
+    every cell; here those commits wait, and the learner's grades are flushed and committed once,
+    together (one transaction for all of a learner's grades, not one per cell)."""
 
     def __init__(self, session):
         self._session = session
 
     def commit(self):
-        self._session.flush()
+        pass
 
     def __getattr__(self, name):
         return getattr(self._session, name)
@@ -134,13 +134,13 @@ class _FlushOnCommit:
 
 class _OneTransaction:
     """A Gradebook as nbgrader's preprocessors see it inside one learner's transaction: commits are
-    flushes (:class:`_FlushOnCommit`), and the learner's grades and comments are read once (two
+    deferred (:class:`_DeferredCommit`), and the learner's grades and comments are read once (two
     queries per notebook) instead of by two joined queries per cell. Rows not read ahead are
     looked up by the Gradebook itself."""
 
     def __init__(self, gradebook):
         self._gradebook = gradebook
-        self.db = _FlushOnCommit(gradebook.db)
+        self.db = _DeferredCommit(gradebook.db)
         self._grades: dict[tuple, object] = {}
         self._comments: dict[tuple, object] = {}
 
@@ -426,7 +426,7 @@ class BatchGrader(LoggingConfigurable):
         0, help="Submissions graded at the same time (0: the CPUs this process may use)."
     ).tag(config=True)
     pool_size = Integer(
-        0, help="Warm sandboxes kept ready (0: one per worker and notebook of the assignment)."
+        0, help="Submissions whose sandboxes are kept warm ahead of their grading (0: two per worker)."
     ).tag(config=True)
     sandbox_retries = Integer(
         1, help="Times a learner is graded again when a sandbox would not start (not their fault)."
@@ -459,11 +459,13 @@ class BatchGrader(LoggingConfigurable):
                 # and reads the gradebook; at most one per notebook to grade, none wasted.
                 notebooks = max(1, sum(1 for _ in self.source_dir.glob("*.ipynb")))
                 limits = self.engine.limits_for(aid, self.limits)
-                # Two start-ups per worker at once: a start-up is mostly waiting (namespaces, mounts, a
-                # python reading its files), so two overlap well even on as many cores as workers.
-                ahead = min(len(learners), 2 * workers) * notebooks
-                pool = WarmPool(self.engine, size=self.pool_size or ahead, limits=limits,
-                                fillers=min(ahead, 2 * workers), budget=len(learners) * notebooks, parent=self)
+                # Two submissions' sandboxes per worker wait warm, started two per worker at once (a
+                # start-up is partly waiting: namespaces, mounts, a python reading its files). More
+                # warm ones do not help: on the CPUs the graders use, they only start sooner and
+                # slow this process's nbgrader work down (measured on 2 CPUs, docs/grading.md).
+                ahead = min(len(learners), self.pool_size or 2 * workers) * notebooks
+                pool = WarmPool(self.engine, size=ahead, limits=limits, fillers=min(ahead, 2 * workers),
+                                budget=len(learners) * notebooks, parent=self)
             prepared = self.engine.prepare(self.source_dir)
             output = CourseOutput(prepared, self.source_dir, db_url=self.db_url, autograded_dir=self.autograded_dir,
                                   course_id=self.course_id, log=self.log)

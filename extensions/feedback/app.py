@@ -223,7 +223,8 @@ class FeedbackService(ServiceApp):
                         "parameters": course_assignment + [{"name": "limit", "in": "query",
                                                             "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": 100}}],
-                        "responses": {"200": {"description": "{items: [regrade]}"}, "401": err, "403": err}}},
+                        "responses": {"200": {"description": "{items: [regrade]}"}, "400": err, "401": err,
+                                      "403": err}}},
             "/api/courses/{course_id}/assignments/{assignment_id}/regrades/{regrade_id}": {"get": {
                 "summary": "A regrade's progress and changes (course staff)",
                 "parameters": course_assignment + [{"name": "regrade_id", "in": "path", "required": True,

@@ -18,6 +18,8 @@ from learnhub.uploads import UploadError, check_upload
 
 from .grading_stats import grading_stats
 from .helpdesk import HelpDeskError
+from .models import GradingRegrade
+from .regrades import create_regrade, gradings_of, latest_autograded, list_submissions, regrade_payload
 from .workers import flatten_tests
 
 ANY_ROLE = ROLES
@@ -353,8 +355,6 @@ class RegradesHandler(APIHandler):
     autograded submission again (after a test fix); ``GET``: the assignment's regrades, newest first."""
 
     async def post(self, course_id, assignment_id):
-        from .regrades import create_regrade, gradings_of, latest_autograded, list_submissions
-
         await self.require_course_role(course_id, *STAFF)
         try:
             if self.service.sources.find(course_id, assignment_id) is None:
@@ -386,11 +386,13 @@ class RegradesHandler(APIHandler):
     async def get(self, course_id, assignment_id):
         from sqlalchemy import select
 
-        from .models import GradingRegrade
-        from .regrades import regrade_payload
-
         await self.require_course_role(course_id, *STAFF)
-        limit = max(1, min(int(self.get_argument("limit", "20")), 100))
+        try:
+            limit = int(self.get_argument("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            raise APIError(400, "limit must be a whole number from 1 to 100.", {"parameter": "limit"})
 
         def read():
             with self.service.session_factory() as session:
@@ -406,9 +408,6 @@ class RegradeHandler(APIHandler):
     """``GET .../regrades/{id}``: progress (total, done, failed) and the score changes."""
 
     async def get(self, course_id, assignment_id, regrade_id):
-        from .models import GradingRegrade
-        from .regrades import regrade_payload
-
         await self.require_course_role(course_id, *STAFF)
 
         def read():
