@@ -45,27 +45,30 @@ def job_id_for(regrade_id: str, submission_id: str) -> str:
     return str(uuid.uuid5(JOB_NAMESPACE, f"{regrade_id}/{submission_id}"))
 
 
-def gradings_of(session, submission_ids: list[str]) -> dict[str, GradingJob]:
-    """Per submission, its latest grading job here (a first grading's id is the submission's; later
-    ones name it in ``submission_id``)."""
-    latest: dict[str, GradingJob] = {}
+def gradings_of(session, submission_ids: list[str]) -> dict[str, tuple[GradingJob, GradingJob | None]]:
+    """Per submission, ``(its latest grading job here, its latest one that graded it)`` (a first
+    grading's id is the submission's; later ones name it in ``submission_id``)."""
+    latest: dict[str, tuple[GradingJob, GradingJob | None]] = {}
     ids = list(submission_ids)
     for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
         rows = session.scalars(select(GradingJob).where(
             GradingJob.mode == "grade",
             or_(GradingJob.submission_id.in_(chunk), GradingJob.id.in_(chunk))).order_by(GradingJob.created_at))
         for job in rows:
-            latest[job.submission_id or job.id] = job
+            key = job.submission_id or job.id
+            graded = job if job.status == GRADED else latest.get(key, (None, None))[1]
+            latest[key] = (job, graded)
     return latest
 
 
-def latest_autograded(submissions: list[dict], gradings: dict[str, GradingJob]) -> tuple[list[dict], list[dict]]:
+def latest_autograded(submissions: list[dict], gradings: dict) -> tuple[list[dict], list[dict]]:
     """Per learner, the latest submission that was autograded: ``(targets, skipped)``.
 
-    ``submissions`` as the courses service lists them; ``gradings``: each one's latest grading job
-    here (:func:`gradings_of`) — this service knows at once what it graded, the courses service a
-    moment later. The score before is that job's. A learner whose newer submission is still being
-    graded is skipped: its grading reads the source when it runs, so it has the fixed tests already."""
+    ``submissions`` as the courses service lists them; ``gradings`` as :func:`gradings_of` gives them —
+    this service knows at once what it graded, the courses service a moment later. The score before is
+    that of the submission's latest grading that graded it (a regrade that failed left it so). A
+    learner whose newer submission is still being graded is skipped: its grading reads the source when
+    it runs, so it has the fixed tests already."""
     by_learner: dict[str, list[dict]] = {}
     for sub in submissions:
         by_learner.setdefault(sub["user"], []).append(sub)
@@ -73,11 +76,11 @@ def latest_autograded(submissions: list[dict], gradings: dict[str, GradingJob]) 
     for learner in sorted(by_learner):
         subs = sorted(by_learner[learner], key=lambda s: (s.get("attempt") or 0, s.get("submitted_at") or ""))
         for sub in reversed(subs):
-            job = gradings.get(sub["id"])
+            job, graded = gradings.get(sub["id"], (None, None))
             if job is not None and job.status in (GRADED, FAILED):
                 targets.append({"submission": sub["id"], "learner": learner, "attempt": sub.get("attempt"),
-                                "score": job.score if job.status == GRADED else None,
-                                "max_score": job.max_score if job.status == GRADED else None})
+                                "score": graded.score if graded else None,
+                                "max_score": graded.max_score if graded else None})
                 break
             if job is not None or (sub.get("grading") or {}).get("status") == "queued":
                 skipped.append({"submission": sub["id"], "learner": learner,

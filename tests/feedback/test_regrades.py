@@ -215,3 +215,29 @@ def test_an_execution_runs_the_notebook_in_a_sandbox_and_returns_the_outputs(pla
     two = execute(platform, "ian", [("files", ("a.ipynb", notebook("1"))), ("files", ("b.ipynb", notebook("2")))])
     assert two.status_code == 422 and two.json()["error"]["details"]["notebooks"] == ["a.ipynb", "b.ipynb"]
     assert execute(platform, "ian", [("files", ("data.txt", b"x"))]).status_code == 422
+
+
+def test_which_submission_of_each_learner_is_regraded():
+    """Per learner the latest submission graded here, scored before as its last successful grading."""
+    from types import SimpleNamespace
+
+    from learnhub.extensions.feedback.regrades import latest_autograded
+
+    def job(status, score=None):
+        return SimpleNamespace(status=status, score=score, max_score=10.0 if score is not None else None)
+
+    submissions = [
+        {"id": "a1", "user": "ann", "attempt": 1}, {"id": "a2", "user": "ann", "attempt": 2},
+        {"id": "b1", "user": "bob", "attempt": 1}, {"id": "b2", "user": "bob", "attempt": 2},
+        {"id": "c1", "user": "cat", "attempt": 1},
+        {"id": "d1", "user": "dan", "attempt": 1}, {"id": "d2", "user": "dan", "attempt": 2, "grading": None},
+        {"id": "e1", "user": "eve", "attempt": 1, "grading": {"status": "queued"}},
+    ]
+    gradings = {"a1": (job("graded", 3.0), job("graded", 3.0)), "a2": (job("graded", 8.0), job("graded", 8.0)),
+                "b1": (job("graded", 4.0), job("graded", 4.0)), "b2": (job("running"), None),
+                "c1": (job("failed"), job("graded", 6.0)),  # its last regrade failed: it keeps 6
+                "d1": (job("graded", 5.0), job("graded", 5.0))}
+    targets, skipped = latest_autograded(submissions, gradings)
+    assert [(t["learner"], t["submission"], t["score"]) for t in targets] == [
+        ("ann", "a2", 8.0), ("cat", "c1", 6.0), ("dan", "d1", 5.0)]
+    assert [(s["learner"], s["submission"]) for s in skipped] == [("bob", "b2"), ("eve", "e1")]
