@@ -163,6 +163,18 @@ class LearnhubSettings(Configurable):
     def _default_admin_username(self):
         return _env("ADMIN_USERNAME", "admin")
 
+    admin_users = List(
+        Unicode(),
+        help="""More admins besides ``admin_username``: these people, when they log in (with any
+        authenticator), are the hub's admins and hold the ``learnhub-admin`` role. With ``oauth``,
+        ``c.GenericOAuthenticator.admin_groups`` (or ``c.LearnhubSettings.oidc_admin_groups``) can
+        make admins from the provider's groups claim too. Env: LEARNHUB_ADMIN_USERS (comma-separated)."""
+    ).tag(config=True)
+
+    @default("admin_users")
+    def _default_admin_users(self):
+        return [name.strip() for name in _env("ADMIN_USERS").split(",") if name.strip()]
+
     open_signup = Bool(
         help="""With the native authenticator: whether people who sign up can log in at once (True)
         or wait for an admin's approval at /hub/authorize (False). Env: LEARNHUB_OPEN_SIGNUP=0|1."""
@@ -197,6 +209,17 @@ class LearnhubSettings(Configurable):
     @property
     def credentials_file(self) -> Path:
         return self.data_path / "admin-credentials.json"
+
+    @property
+    def bootstrap_token_file(self) -> Path:
+        """The bootstrap service's hub token (0600): what lets ``learnhub up`` give the admin an API
+        token without knowing any password, whatever the authenticator."""
+        return self.data_path / "bootstrap-token"
+
+    @property
+    def all_admin_users(self) -> list[str]:
+        """``admin_username`` first, then ``admin_users``, each once."""
+        return list(dict.fromkeys([self.admin_username, *self.admin_users]))
 
     @property
     def config_file(self) -> Path:

@@ -120,13 +120,52 @@ def service_specs(settings: LearnhubSettings) -> list[dict]:
     return specs
 
 
+#: The hub service whose token ``learnhub up`` uses to give the admin an API token: no process, no URL.
+BOOTSTRAP_SERVICE = "learnhub-bootstrap"
+
+
+def ensure_bootstrap_token(settings: LearnhubSettings) -> str:
+    """The bootstrap service's token, created once and kept in the data dir readable by its owner only
+    (like the cookie secret). It may do nothing but read the admin accounts and mint their tokens, so it
+    is worth what the admin's token in ``admin-credentials.json`` is worth, and is kept alike.
+
+    It is not rotated per start: JupyterHub keeps every token a service was ever configured with, so
+    a new one would not retire the old (docs/authentication.md says how to retire it)."""
+    import secrets
+
+    path = settings.bootstrap_token_file
+    if path.is_file():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_hex(32)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return token
+
+
+def bootstrap_service_spec(settings: LearnhubSettings) -> dict:
+    return {"name": BOOTSTRAP_SERVICE, "api_token": ensure_bootstrap_token(settings), "display": False,
+            "info": {"learnhub": True}}
+
+
 def roles(settings: LearnhubSettings) -> list[dict]:
     return [
         # Every user may reach every learnhub service; each service checks course roles itself.
         {"name": "user", "scopes": ["self", "access:services"]},
         {"name": "learnhub-admin", "description": "Everything learnhub can do.",
          "scopes": sorted(CUSTOM_SCOPES) + ["access:services", "read:metrics"],
-         "users": [settings.admin_username]},
+         "users": settings.all_admin_users},
+        # Only what `learnhub up` needs to hand each configured admin an API token without a password
+        # (the admin accounts themselves are created by the hub from Authenticator.admin_users).
+        {"name": "learnhub-bootstrap", "description": "Mints the admins' API tokens for learnhub up.",
+         "scopes": [f"{scope}!user={name}" for name in settings.all_admin_users
+                    for scope in ("read:users", "tokens")],
+         "services": [BOOTSTRAP_SERVICE]},
         {"name": "learnhub-instructor", "description": "May create courses.",
          "scopes": ["custom:learnhub:courses:create", "access:services"],
          "groups": [INSTRUCTORS_GROUP]},
@@ -164,7 +203,7 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.JupyterHub.ssl_key = settings.ssl_key
 
     c.JupyterHub.authenticator_class = hub_class("authenticator", settings.authenticator)
-    c.Authenticator.admin_users = {settings.admin_username}
+    c.Authenticator.admin_users = set(settings.all_admin_users)
     if settings.authenticator == "native":
         c.NativeAuthenticator.open_signup = settings.open_signup
         # NativeAuthenticator already refuses accounts an admin has not approved
@@ -193,7 +232,7 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
     c.Authenticator.post_auth_hook = recorder.post_auth_hook
     c.Spawner.pre_spawn_hook = recorder.pre_spawn_hook
 
-    c.JupyterHub.services = service_specs(settings)
+    c.JupyterHub.services = service_specs(settings) + [bootstrap_service_spec(settings)]
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
     c.JupyterHub.load_roles = roles(settings)
     c.JupyterHub.load_groups = {INSTRUCTORS_GROUP: {"users": []}}

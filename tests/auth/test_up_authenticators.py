@@ -1,0 +1,117 @@
+"""``learnhub up`` starts with every authenticator and hands the admin a working API token.
+
+Before, ``learnhub up`` asked the hub for the admin's token with the admin's password, which only the
+native authenticator knows: with ``oauth`` or ``lti`` it stopped with 403. Each test here runs the real
+command (real hub, proxy, one service) and checks the token it wrote is the admin's, with the admin's
+rights, and that no password was written where none is used.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hubtools import LearnhubProcess, write_services_config
+
+pytestmark = pytest.mark.hub
+
+#: An LTI 1.3 platform's settings (ltiauthenticator checks nothing of them until a launch): the hub
+#: must start with them; launches are tested with the LTI tests.
+LTI_CONFIG = """
+c.LearnhubSettings.authenticator = "lti"
+c.LTI13Authenticator.issuer = "http://127.0.0.1:9/lms"
+c.LTI13Authenticator.client_id = {"learnhub-tool"}
+c.LTI13Authenticator.authorize_url = "http://127.0.0.1:9/lms/auth"
+c.LTI13Authenticator.jwks_endpoint = "http://127.0.0.1:9/lms/jwks"
+"""
+
+
+def oauth_config(issuer: str) -> str:
+    return f"""
+c.LearnhubSettings.authenticator = "oauth"
+c.GenericOAuthenticator.client_id = "learnhub"
+c.GenericOAuthenticator.client_secret = "secret"
+c.GenericOAuthenticator.authorize_url = "{issuer}/authorize"
+c.GenericOAuthenticator.token_url = "{issuer}/token"
+c.GenericOAuthenticator.userdata_url = "{issuer}/userinfo"
+c.GenericOAuthenticator.allow_all = True
+"""
+
+
+def start_up(tmp_path, hub_db_url, empty_db_url, config: str) -> LearnhubProcess:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_services_config(data, ["courses"], config + 'c.LearnhubSettings.admin_users = ["ada"]\n')
+    return LearnhubProcess(data, empty_db_url, hub_db_url).start()
+
+
+def check_admin_token(hub: LearnhubProcess, password_expected: bool) -> None:
+    credentials_file = hub.data_dir / "admin-credentials.json"
+    assert credentials_file.stat().st_mode & 0o777 == 0o600
+    credentials = json.loads(credentials_file.read_text())
+    assert ("password" in credentials) is password_expected
+    me = hub.api("GET", "/hub/api/user", token=credentials["api_token"])
+    assert me.status_code == 200, me.text
+    assert me.json()["name"] == "admin" and me.json()["admin"] is True
+    # The admin's rights, not the bootstrap service's: it may list every user and reach the services.
+    users = hub.hub_api("GET", "/users")
+    assert users.status_code == 200
+    names = {user["name"] for user in users.json()}
+    assert {"admin", "ada"} <= names  # admin_users from the config are admins from the start
+    assert next(user for user in users.json() if user["name"] == "ada")["admin"] is True
+    health = hub.api("GET", "/services/courses/api/whoami", token=credentials["api_token"])
+    assert health.status_code == 200 and health.json()["admin"] is True
+    # The bootstrap token is its owner's only and may not do anything else.
+    token_file = hub.data_dir / "bootstrap-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    bootstrap = token_file.read_text()
+    assert hub.api("GET", "/hub/api/users/admin", token=bootstrap).status_code == 200
+    assert hub.api("GET", "/hub/api/users", token=bootstrap).status_code == 403
+    assert hub.api("POST", "/hub/api/users/someone", token=bootstrap).status_code == 403
+    assert hub.api("PATCH", "/hub/api/users/admin", token=bootstrap, json={"admin": False}).status_code == 403
+
+
+def test_up_with_native(tmp_path, hub_db_url, empty_db_url):
+    hub = start_up(tmp_path, hub_db_url, empty_db_url, "")
+    try:
+        check_admin_token(hub, password_expected=True)
+    finally:
+        assert hub.stop() == 0, hub.log_tail()
+
+
+def test_up_with_oauth(tmp_path, hub_db_url, empty_db_url):
+    hub = start_up(tmp_path, hub_db_url, empty_db_url, oauth_config("http://127.0.0.1:9"))
+    try:
+        check_admin_token(hub, password_expected=False)
+        login = hub.api("GET", "/hub/oauth_login", allow_redirects=False)
+        assert login.status_code == 302 and login.headers["Location"].startswith("http://127.0.0.1:9/authorize")
+    finally:
+        assert hub.stop() == 0, hub.log_tail()
+    # A second start keeps the token the hub still accepts; one the hub no longer knows (revoked by
+    # the admin) is replaced by a new one, still without a password.
+    token = hub.admin_token
+    hub.start()
+    try:
+        assert hub.admin_token == token
+        me = hub.hub_api("GET", "/user").json()
+        token_id = next(t["id"] for t in hub.hub_api("GET", "/users/admin/tokens").json()["api_tokens"]
+                        if t["note"].startswith("learnhub admin"))
+        assert hub.hub_api("DELETE", f"/users/admin/tokens/{token_id}").status_code == 204
+        assert me["name"] == "admin"
+    finally:
+        assert hub.stop() == 0, hub.log_tail()
+    hub.start()
+    try:
+        assert hub.admin_token != token
+        assert hub.api("GET", "/hub/api/user", token=token).status_code == 403
+        assert hub.hub_api("GET", "/user").json()["name"] == "admin"
+    finally:
+        assert hub.stop() == 0, hub.log_tail()
+
+
+def test_up_with_lti(tmp_path, hub_db_url, empty_db_url):
+    hub = start_up(tmp_path, hub_db_url, empty_db_url, LTI_CONFIG)
+    try:
+        check_admin_token(hub, password_expected=False)
+    finally:
+        assert hub.stop() == 0, hub.log_tail()
