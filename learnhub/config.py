@@ -22,7 +22,7 @@ from traitlets.config import Configurable, Config, PyFileConfigLoader
 #: itself resolves them; any other value is passed to JupyterHub as it is.
 AUTHENTICATORS = {
     "native": "learnhub-native",
-    "oauth": "generic-oauth",
+    "oauth": "learnhub.oidc.LearnhubOIDCAuthenticator",
     "lti": "ltiauthenticator.lti13.auth.LTI13Authenticator",
 }
 SPAWNERS = {
@@ -136,7 +136,9 @@ class LearnhubSettings(Configurable):
 
     authenticator = Unicode(
         help=f"""How people log in: ``native`` (sign-up at /hub/signup, the embedded default),
-        ``oauth`` (any OIDC / OAuth 2.0 provider, configure ``c.GenericOAuthenticator``),
+        ``oauth`` (any OpenID Connect provider: ``learnhub.oidc.LearnhubOIDCAuthenticator``, a
+        GenericOAuthenticator; configure ``c.LearnhubOIDCAuthenticator`` / ``c.GenericOAuthenticator``,
+        docs/authentication.md),
         ``lti`` (LTI 1.3 from an LMS, configure ``c.LTI13Authenticator``), or the import path
         of any JupyterHub Authenticator class. Env: LEARNHUB_AUTHENTICATOR. Names: {sorted(AUTHENTICATORS)}."""
     ).tag(config=True)
@@ -167,8 +169,8 @@ class LearnhubSettings(Configurable):
         Unicode(),
         help="""More admins besides ``admin_username``: these people, when they log in (with any
         authenticator), are the hub's admins and hold the ``learnhub-admin`` role. With ``oauth``,
-        ``c.GenericOAuthenticator.admin_groups`` (or ``c.LearnhubSettings.oidc_admin_groups``) can
-        make admins from the provider's groups claim too. Env: LEARNHUB_ADMIN_USERS (comma-separated)."""
+        ``c.LearnhubOIDCAuthenticator.admin_claim_groups`` makes admins from the provider's groups
+        claim too. Env: LEARNHUB_ADMIN_USERS (comma-separated)."""
     ).tag(config=True)
 
     @default("admin_users")

@@ -131,21 +131,25 @@ def ensure_bootstrap_token(settings: LearnhubSettings) -> str:
 
     It is not rotated per start: JupyterHub keeps every token a service was ever configured with, so
     a new one would not retire the old (docs/authentication.md says how to retire it)."""
+    return private_secret(settings.bootstrap_token_file)
+
+
+def private_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 0600), created on first use, never half-written."""
     import secrets
 
-    path = settings.bootstrap_token_file
     if path.is_file():
-        token = path.read_text().strip()
-        if token:
-            return token
-    token = secrets.token_hex(32)
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+    secret = secrets.token_hex(32)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(token)
+        handle.write(secret)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    return token
+    return secret
 
 
 def bootstrap_service_spec(settings: LearnhubSettings) -> dict:
@@ -211,6 +215,19 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.NativeAuthenticator.allow_all = True
         c.NativeAuthenticator.minimum_password_length = 8
         c.LearnhubNativeAuthenticator.bootstrap_credentials_file = str(settings.credentials_file)
+    elif settings.authenticator == "oauth":
+        # The provider's tokens (refresh token, id_token for the logout hint) are kept in the hub's
+        # encrypted auth state; its key is a secret of the data dir unless JUPYTERHUB_CRYPT_KEY gives one.
+        c.Authenticator.enable_auth_state = True
+        if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
+            c.CryptKeeper.keys = [private_secret(data / "auth-state-key")]
+        # Behind a reverse proxy the request's host is not the public one: the provider must get the
+        # redirect URI registered with it.
+        # (A public URL on a wildcard address names no host: then oauthenticator uses the request's.)
+        from urllib.parse import urlparse
+
+        if urlparse(settings.public_url).hostname not in ("0.0.0.0", "::", None):
+            c.GenericOAuthenticator.oauth_callback_url = f"{settings.public_url.rstrip('/')}/hub/oauth_callback"
 
     c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"

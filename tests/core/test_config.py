@@ -63,7 +63,7 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
                         LEARNHUB_HUB_DB_URL="postgresql://learnhub@db/hub",
                         LEARNHUB_PUBLIC_URL="https://learn.example.edu",
                         LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
-    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert c.JupyterHub.authenticator_class == "learnhub.oidc.LearnhubOIDCAuthenticator"
     # The config file wins over the environment, and may set any other class's options.
     assert c.JupyterHub.spawner_class == "docker"
     assert c.DockerSpawner.image == "example/learner:1"
