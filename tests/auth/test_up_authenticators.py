@@ -12,6 +12,7 @@ import json
 import pytest
 
 from hubtools import LearnhubProcess, write_services_config
+from oidctools import http_login, oidc_config, openid_provider, set_user
 
 pytestmark = pytest.mark.hub
 
@@ -23,18 +24,6 @@ c.LTI13Authenticator.issuer = "http://127.0.0.1:9/lms"
 c.LTI13Authenticator.client_id = {"learnhub-tool"}
 c.LTI13Authenticator.authorize_url = "http://127.0.0.1:9/lms/auth"
 c.LTI13Authenticator.jwks_endpoint = "http://127.0.0.1:9/lms/jwks"
-"""
-
-
-def oauth_config(issuer: str) -> str:
-    return f"""
-c.LearnhubSettings.authenticator = "oauth"
-c.GenericOAuthenticator.client_id = "learnhub"
-c.GenericOAuthenticator.client_secret = "secret"
-c.GenericOAuthenticator.authorize_url = "{issuer}/authorize"
-c.GenericOAuthenticator.token_url = "{issuer}/token"
-c.GenericOAuthenticator.userdata_url = "{issuer}/userinfo"
-c.GenericOAuthenticator.allow_all = True
 """
 
 
@@ -80,19 +69,28 @@ def test_up_with_native(tmp_path, hub_db_url, empty_db_url):
 
 
 def test_up_with_oauth(tmp_path, hub_db_url, empty_db_url):
-    hub = start_up(tmp_path, hub_db_url, empty_db_url, oauth_config("http://127.0.0.1:9"))
-    try:
-        check_admin_token(hub, password_expected=False)
-        login = hub.api("GET", "/hub/oauth_login", allow_redirects=False)
-        assert login.status_code == 302 and login.headers["Location"].startswith("http://127.0.0.1:9/authorize")
-    finally:
-        assert hub.stop() == 0, hub.log_tail()
+    """Against the local OpenID provider: the README's production set-up, an issuer and a client."""
+    with openid_provider() as issuer:
+        hub = start_up(tmp_path, hub_db_url, empty_db_url, oidc_config(issuer))
+        try:
+            check_admin_token(hub, password_expected=False)
+            login = hub.api("GET", "/hub/oauth_login", allow_redirects=False)
+            assert login.status_code == 302 and login.headers["Location"].startswith(f"{issuer}/oauth2/authorize")
+            # ada, an admin by configuration, logs in at the provider and is the hub's admin.
+            set_user(issuer, "sub-ada", preferred_username="ada")
+            session, _ = http_login(hub.url, "sub-ada")
+            assert session.get(f"{hub.url}/hub/api/user", timeout=30).json()["admin"] is True
+        finally:
+            assert hub.stop() == 0, hub.log_tail()
+    # Without the provider (it is down), the platform still starts; logging in says why it cannot.
     # A second start keeps the token the hub still accepts; one the hub no longer knows (revoked by
     # the admin) is replaced by a new one, still without a password.
     token = hub.admin_token
     hub.start()
     try:
         assert hub.admin_token == token
+        login = hub.api("GET", "/hub/oauth_login", allow_redirects=False)
+        assert login.status_code == 503 and "identity provider cannot be reached" in login.text
         me = hub.hub_api("GET", "/user").json()
         token_id = next(t["id"] for t in hub.hub_api("GET", "/users/admin/tokens").json()["api_tokens"]
                         if t["note"].startswith("learnhub admin"))
