@@ -71,7 +71,7 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
     # The provider's tokens live in the hub's encrypted auth state, keyed by a secret of the data dir.
     assert c.Authenticator.enable_auth_state is True
     key_file = tmp_path / "data" / "auth-state-key"
-    assert c.CryptKeeper.keys == [key_file.read_text()] and key_file.stat().st_mode & 0o777 == 0o600
+    assert c.CryptKeeper["keys"] == [key_file.read_text()] and key_file.stat().st_mode & 0o777 == 0o600
     assert c.GenericOAuthenticator.oauth_callback_url == "https://learn.example.edu/hub/oauth_callback"
     assert c.JupyterHub.db_url == "postgresql://learnhub@db/hub"
     assert c.JupyterHub.port == 8443
