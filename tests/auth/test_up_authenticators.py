@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from hubtools import LearnhubProcess, write_services_config
+from hubtools import LearnhubProcess, log_in, sign_up, write_services_config
 from oidctools import http_login, oidc_config, openid_provider, set_user
 
 pytestmark = pytest.mark.hub
@@ -64,6 +64,19 @@ def test_up_with_native(tmp_path, hub_db_url, empty_db_url):
     hub = start_up(tmp_path, hub_db_url, empty_db_url, "")
     try:
         check_admin_token(hub, password_expected=True)
+        # The admin logs in with the generated password.
+        admin = log_in(hub, "admin", hub.credentials["password"])
+        # A sign-up under a name of admin_users is not an admin at once (whoever came first would be):
+        # it waits for the admin's approval, though sign-up is open for everyone else.
+        password = "a-long-passphrase-1"
+        sign_up(hub, "ada", password)
+        sign_up(hub, "lena", password)
+        log_in(hub, "lena", password)
+        with pytest.raises(AssertionError, match="login of ada failed"):
+            log_in(hub, "ada", password)
+        assert admin.get(f"{hub.url}/hub/authorize/ada", timeout=30).status_code == 200
+        ada = log_in(hub, "ada", password)
+        assert ada.get(f"{hub.url}/hub/api/user", timeout=30).json()["admin"] is True
     finally:
         assert hub.stop() == 0, hub.log_tail()
 
