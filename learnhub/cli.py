@@ -211,8 +211,12 @@ def cmd_up(args) -> int:
                f"{', created now' if created else ''})\n"
                f"  learners sign up at {settings.public_url}/hub/signup\n")
     else:
-        how = (f"  admins ({', '.join(settings.all_admin_users)}) log in through the {settings.authenticator} "
-               f"provider; the admin's API token is in {settings.credentials_file}\n")
+        # The admin_username account only holds the API token: nobody logs in as it at a provider.
+        admins = [name for name in settings.all_admin_users if name != settings.admin_username]
+        how = (f"  people log in through the {settings.authenticator} provider; admins: "
+               f"{', '.join(admins) or 'none by name (LearnhubSettings.admin_users)'}\n"
+               f"  the API token of '{credentials['username']}' is in {settings.credentials_file}"
+               f"{', created now' if created else ''}\n")
     print(f"\nlearnhub is serving on {settings.public_url}\n{how}  stop with Ctrl-C\n", flush=True)
     status = hub.wait()
     return 0 if status in (0, -signal.SIGINT, -signal.SIGTERM) else status
