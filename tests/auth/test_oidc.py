@@ -18,7 +18,7 @@ import pytest
 from hubtools import module_platform
 from oidctools import http_login, oidc_config, openid_provider, revoke_tokens, set_user
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.db]  # db: the module's platform is on the database under test
 
 ACCESS_TOKEN_SECONDS = 4
 
