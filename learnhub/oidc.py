@@ -330,6 +330,10 @@ class LearnhubOIDCAuthenticator(GenericOAuthenticator):
             previous = await user.get_auth_state() or {}
             if not refreshed["auth_state"].get("id_token") and previous.get("id_token"):
                 refreshed["auth_state"]["id_token"] = previous["id_token"]
+        if isinstance(refreshed, dict) and "learnhub_instructor" in refreshed:
+            # Claims are read again at every refresh: a person the provider no longer counts as
+            # faculty stops being an instructor within auth_refresh_age, not at their next login.
+            self.sync_instructor_group(user.db, user, refreshed["learnhub_instructor"])
         return refreshed
 
     # -- groups and logout -------------------------------------------------------------------------

@@ -106,11 +106,17 @@ def test_instructor_claim_gives_instructor_rights(hub, issuer):
     assert created.status_code == 201, created.text
     roster = hub.api("GET", "/services/courses/api/courses/ines-course", token=token_for(hub, "ines"))
     assert roster.status_code == 200
-    # The provider decides at every login: out of the faculty group, out of the instructors.
+    # The provider decides, at the next refresh of what it says about her: out of the faculty group,
+    # out of the instructors...
     set_user(issuer, "sub-ines", preferred_username="ines", groups=["staff"])
-    session, _ = http_login(hub.url, "sub-ines")
+    time.sleep(2.5)  # auth_refresh_age
+    assert session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30).status_code == 200
     assert "learnhub-instructors" not in hub.hub_api("GET", "/users/ines").json()["groups"]
     assert create_course(hub, "ines", "ines-second").status_code == 403
+    # ...and back in at her next login.
+    set_user(issuer, "sub-ines", preferred_username="ines", groups=["faculty"])
+    http_login(hub.url, "sub-ines")
+    assert "learnhub-instructors" in hub.hub_api("GET", "/users/ines").json()["groups"]
 
 
 def test_admin_claim_makes_an_admin(hub, issuer):
