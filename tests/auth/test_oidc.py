@@ -9,6 +9,7 @@ session at the provider (RP-initiated logout).
 """
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
@@ -181,15 +182,16 @@ def test_browser_login_lands_in_jupyterlab(hub, issuer):
         try:
             page = browser.new_page()
             page.goto(f"{hub.url}/hub/login")
-            page.click("a:has-text('Sign in with')")
+            page.click("a:has-text('Sign in with your university')")
             page.wait_for_url(f"{issuer}/oauth2/authorize**")
             page.fill("input[name=sub]", "sub-bruno")
             page.click("button:has-text('Authorize')")
-            # The hub's home spawns the default server (the spawn page), then JupyterLab opens.
-            page.goto(f"{hub.url}/hub/spawn", timeout=LAB_TIMEOUT_MS)
-            page.wait_for_url("**/user/bruno/lab**", timeout=LAB_TIMEOUT_MS)
+            # Back through the hub's callback, which starts the person's server and opens JupyterLab.
+            page.wait_for_url(f"{hub.url}/user/bruno/lab**", timeout=LAB_TIMEOUT_MS)
             page.wait_for_selector(LAB_READY, timeout=LAB_TIMEOUT_MS)
-            assert "/user/bruno/" in page.url
+            # JupyterLab runs as the provider's user (the page configuration the hub's server gives it).
+            config = json.loads(page.evaluate("document.getElementById('jupyter-config-data').textContent"))
+            assert config["hubUser"] == "bruno", config
         finally:
             browser.close()
     server = hub.hub_api("GET", "/users/bruno").json()["servers"][""]
