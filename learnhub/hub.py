@@ -227,7 +227,9 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         from urllib.parse import urlparse
 
         if urlparse(settings.public_url).hostname not in ("0.0.0.0", "::", None):
-            c.GenericOAuthenticator.oauth_callback_url = f"{settings.public_url.rstrip('/')}/hub/oauth_callback"
+            public = settings.public_url.rstrip("/")
+            c.GenericOAuthenticator.oauth_callback_url = f"{public}/hub/oauth_callback"
+            c.LearnhubOIDCAuthenticator.post_logout_redirect_url = f"{public}/hub/login"
 
     c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"

@@ -73,6 +73,7 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
     key_file = tmp_path / "data" / "auth-state-key"
     assert c.CryptKeeper["keys"] == [key_file.read_text()] and key_file.stat().st_mode & 0o777 == 0o600
     assert c.GenericOAuthenticator.oauth_callback_url == "https://learn.example.edu/hub/oauth_callback"
+    assert c.LearnhubOIDCAuthenticator.post_logout_redirect_url == "https://learn.example.edu/hub/login"
     assert c.JupyterHub.db_url == "postgresql://learnhub@db/hub"
     assert c.JupyterHub.port == 8443
     assert all(s["environment"]["LEARNHUB_DB_URL"] == "postgresql://learnhub@db/learnhub"
