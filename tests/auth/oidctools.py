@@ -8,11 +8,9 @@ with ``PUT /users/<sub>``; ``POST /users/<sub>/revoke-tokens`` revokes their tok
 from __future__ import annotations
 
 import os
-import re
 import threading
 from contextlib import contextmanager
 from datetime import timedelta
-from urllib.parse import urljoin
 
 import requests
 
@@ -73,8 +71,3 @@ def http_login(hub_url: str, sub: str, deny: bool = False) -> tuple[requests.Ses
     form = {"action": "deny"} if deny else {"sub": sub}
     response = session.post(page.url, data=form, timeout=60)
     return session, response
-
-
-def form_action(html: str, base: str) -> str:
-    match = re.search(r'<form[^>]*action="([^"]+)"', html)
-    return urljoin(base, match.group(1)) if match else base
