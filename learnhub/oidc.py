@@ -27,7 +27,7 @@ from jupyterhub import orm
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
-from traitlets import Bool, Integer, List, Set, Unicode, default
+from traitlets import Bool, Integer, Set, Unicode, default
 
 #: The hub group whose members may create courses (learnhub.hub.INSTRUCTORS_GROUP, repeated here so
 #: that importing the authenticator does not import the hub composition).
