@@ -126,6 +126,7 @@ def test_admin_claim_makes_an_admin(hub, issuer):
     assert hub.hub_api("GET", "/users/ada").json()["admin"] is True
     users = session.get(f"{hub.url}/hub/api/users", timeout=30)
     assert users.status_code == 200
+    assert create_course(hub, "ada", "ada-course").status_code == 201  # learnhub's services count admins too
     set_user(issuer, "sub-ada", preferred_username="ada", groups=[])
     http_login(hub.url, "sub-ada")
     assert hub.hub_api("GET", "/users/ada").json()["admin"] is False
