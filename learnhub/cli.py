@@ -95,7 +95,7 @@ def token_works(url: str, token: str, username: str) -> bool:
     return response.status_code == 200 and response.json().get("name") == username
 
 
-def ensure_admin_token(settings: LearnhubSettings, credentials: dict, url: str, bootstrap_token: str) -> dict:
+def ensure_admin_token(settings: LearnhubSettings, credentials: dict, url: str, bootstrap_token: str | None) -> dict:
     """Give the admin a hub API token, minted by the bootstrap service (no password involved).
 
     The hub created the admin account from ``Authenticator.admin_users`` before it answered, whatever
@@ -106,6 +106,9 @@ def ensure_admin_token(settings: LearnhubSettings, credentials: dict, url: str, 
     username = credentials["username"]
     if credentials.get("api_token") and token_works(url, credentials["api_token"], username):
         return credentials
+    if bootstrap_token is None:
+        raise RuntimeError(f"{username!r} has no working API token in {settings.credentials_file}, and "
+                           "LearnhubSettings.bootstrap_service is False: start once with it True to mint one")
     headers = {"Authorization": f"token {bootstrap_token}"}
     user = requests.get(f"{url}/hub/api/users/{username}", headers=headers, timeout=30, verify=False)
     if user.status_code == 404:
@@ -179,7 +182,7 @@ def cmd_up(args) -> int:
     print(f"learnhub {__version__}: data in {data}" + (f", config {config_path}" if config_path else ""))
     lhdb.upgrade(settings.db_url)
     credentials, created = ensure_admin_credentials(settings)
-    bootstrap_token = ensure_bootstrap_token(settings)
+    bootstrap_token = ensure_bootstrap_token(settings) if settings.bootstrap_service else None
 
     env = hub_environment(settings)
     env["LEARNHUB_DEMO_COURSE"] = "1" if settings.demo_course else "0"

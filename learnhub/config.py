@@ -177,6 +177,15 @@ class LearnhubSettings(Configurable):
     def _default_admin_users(self):
         return [name.strip() for name in _env("ADMIN_USERS").split(",") if name.strip()]
 
+    bootstrap_service = Bool(
+        True,
+        help="""Register the ``learnhub-bootstrap`` service, whose token (``DATA_DIR/bootstrap-token``)
+        lets ``learnhub up`` mint the admin's API token without a password. One start with False
+        deletes the service and every token it had (JupyterHub drops services no longer configured):
+        the way to retire a bootstrap token (docs/authentication.md). ``learnhub up`` then keeps the
+        admin's token it has, and fails clearly if it has none."""
+    ).tag(config=True)
+
     open_signup = Bool(
         help="""With the native authenticator: whether people who sign up can log in at once (True)
         or wait for an admin's approval at /hub/authorize (False). Env: LEARNHUB_OPEN_SIGNUP=0|1."""

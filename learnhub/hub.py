@@ -157,6 +157,17 @@ def bootstrap_service_spec(settings: LearnhubSettings) -> dict:
             "info": {"learnhub": True}}
 
 
+def bootstrap_roles(settings: LearnhubSettings) -> list[dict]:
+    if not settings.bootstrap_service:
+        return []
+    # Only what `learnhub up` needs to hand each configured admin an API token without a password
+    # (the admin accounts themselves are created by the hub from Authenticator.admin_users).
+    return [{"name": "learnhub-bootstrap", "description": "Mints the admins' API tokens for learnhub up.",
+             "scopes": [f"{scope}!user={name}" for name in settings.all_admin_users
+                        for scope in ("read:users", "tokens")],
+             "services": [BOOTSTRAP_SERVICE]}]
+
+
 def roles(settings: LearnhubSettings) -> list[dict]:
     return [
         # Every user may reach every learnhub service; each service checks course roles itself.
@@ -164,16 +175,10 @@ def roles(settings: LearnhubSettings) -> list[dict]:
         {"name": "learnhub-admin", "description": "Everything learnhub can do.",
          "scopes": sorted(CUSTOM_SCOPES) + ["access:services", "read:metrics"],
          "users": settings.all_admin_users},
-        # Only what `learnhub up` needs to hand each configured admin an API token without a password
-        # (the admin accounts themselves are created by the hub from Authenticator.admin_users).
-        {"name": "learnhub-bootstrap", "description": "Mints the admins' API tokens for learnhub up.",
-         "scopes": [f"{scope}!user={name}" for name in settings.all_admin_users
-                    for scope in ("read:users", "tokens")],
-         "services": [BOOTSTRAP_SERVICE]},
         {"name": "learnhub-instructor", "description": "May create courses.",
          "scopes": ["custom:learnhub:courses:create", "access:services"],
          "groups": [INSTRUCTORS_GROUP]},
-    ] + [{"name": f"learnhub-service-{name}", "description": f"learnhub's {name} service.",
+    ] + bootstrap_roles(settings) + [{"name": f"learnhub-service-{name}", "description": f"learnhub's {name} service.",
           "scopes": SERVICE_SCOPES + SERVICE_EXTRA_SCOPES.get(name, []), "services": [name]}
          for name in settings.services]
 
@@ -251,7 +256,8 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
     c.Authenticator.post_auth_hook = recorder.post_auth_hook
     c.Spawner.pre_spawn_hook = recorder.pre_spawn_hook
 
-    c.JupyterHub.services = service_specs(settings) + [bootstrap_service_spec(settings)]
+    c.JupyterHub.services = service_specs(settings) + (
+        [bootstrap_service_spec(settings)] if settings.bootstrap_service else [])
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
     c.JupyterHub.load_roles = roles(settings)
     c.JupyterHub.load_groups = {INSTRUCTORS_GROUP: {"users": []}}

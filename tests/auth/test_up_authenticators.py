@@ -120,9 +120,40 @@ def test_up_with_oauth(tmp_path, hub_db_url, empty_db_url):
         assert hub.stop() == 0, hub.log_tail()
 
 
+RETIRE_BOOTSTRAP = "c.LearnhubSettings.bootstrap_service = False\n"
+
+
 def test_up_with_lti(tmp_path, hub_db_url, empty_db_url):
     hub = start_up(tmp_path, hub_db_url, empty_db_url, LTI_CONFIG)
     try:
         check_admin_token(hub, password_expected=False)
+    finally:
+        assert hub.stop() == 0, hub.log_tail()
+    # Retiring the bootstrap token as docs/authentication.md says: one start without the service...
+    config_file = hub.data_dir / "learnhub_config.py"
+    config = config_file.read_text()
+    old_bootstrap, token_file = (hub.data_dir / "bootstrap-token").read_text(), hub.data_dir / "bootstrap-token"
+    config_file.write_text(config + RETIRE_BOOTSTRAP)
+    hub.start()
+    try:
+        assert hub.api("GET", "/hub/api/users/admin", token=old_bootstrap).status_code == 403
+        assert hub.hub_api("GET", "/user").json()["name"] == "admin"
+        # Without the service, an admin token the hub no longer accepts cannot be replaced: a clear error.
+        revoked = next(t["id"] for t in hub.hub_api("GET", "/users/admin/tokens").json()["api_tokens"]
+                       if t["note"].startswith("learnhub admin"))
+        assert hub.hub_api("DELETE", f"/users/admin/tokens/{revoked}").status_code == 204
+    finally:
+        assert hub.stop() == 0, hub.log_tail()
+    with pytest.raises(RuntimeError, match="bootstrap_service is False"):
+        hub.start()
+    # ...then as usual, with a new bootstrap token; the old one stays dead.
+    config_file.write_text(config)
+    token_file.unlink()
+    hub.start()
+    try:
+        assert token_file.read_text() != old_bootstrap
+        assert hub.admin_token  # a new admin token, minted with the new bootstrap token
+        assert hub.api("GET", "/hub/api/users/admin", token=old_bootstrap).status_code == 403
+        assert hub.api("GET", "/hub/api/users/admin", token=token_file.read_text()).status_code == 200
     finally:
         assert hub.stop() == 0, hub.log_tail()
