@@ -66,7 +66,19 @@ class LearnhubNativeAuthenticator(NativeAuthenticator):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._bootstrapping = False
         self._bootstrap_admin()
+
+    def create_user(self, username, password, **kwargs):
+        info = super().create_user(username, password, **kwargs)
+        # NativeAuthenticator authorizes anyone who signs up under a name in admin_users at once:
+        # whoever came first would be an admin (LearnhubSettings.admin_users). Such a sign-up waits
+        # for an admin's approval at /hub/authorize instead, whatever open_signup says.
+        if info is not None and not self._bootstrapping and info.username in self.admin_users:
+            info.is_authorized = False
+            self.db.commit()
+            self.log.info("Sign-up of admin name %s waits for an admin's approval", info.username)
+        return info
 
     def _bootstrap_admin(self) -> None:
         path = Path(self.bootstrap_credentials_file) if self.bootstrap_credentials_file else None
@@ -79,10 +91,12 @@ class LearnhubNativeAuthenticator(NativeAuthenticator):
         # create_user refuses (returns None) when sign-up is closed or the password is
         # weak; the admin account must exist whatever the sign-up policy is.
         enable_signup, self.enable_signup = self.enable_signup, True
+        self._bootstrapping = True
         try:
             info = self.create_user(username, credentials["password"])
         finally:
             self.enable_signup = enable_signup
+            self._bootstrapping = False
         if info is None:
             raise RuntimeError(f"could not register the admin account {username!r} from {path}")
         info.is_authorized = True

@@ -40,13 +40,24 @@ def write_private_json(path: Path, payload: dict) -> None:
 
 
 def ensure_admin_credentials(settings: LearnhubSettings) -> tuple[dict, bool]:
-    """The admin's credentials, created on first start. Returns (credentials, created)."""
+    """The admin's credentials, created on first start. Returns (credentials, created).
+
+    Only the native authenticator checks passwords itself, so only it gets one (its authenticator
+    registers the account with it); with any other, people log in at their identity provider or LMS
+    and the file holds the admin's name and API token only."""
     path = settings.credentials_file
-    if path.exists():
-        return json.loads(path.read_text()), False
-    credentials = {"username": settings.admin_username, "password": secrets.token_urlsafe(18)}
-    write_private_json(path, credentials)
-    return credentials, True
+    created = not path.exists()
+    credentials = {} if created else json.loads(path.read_text())
+    changed = created
+    if credentials.get("username") != settings.admin_username:
+        # A new admin name means a new account: the old one's password and token are not its own.
+        credentials, changed = {"username": settings.admin_username}, True
+    if settings.authenticator == "native" and not credentials.get("password"):
+        credentials["password"] = secrets.token_urlsafe(18)
+        changed = True
+    if changed:
+        write_private_json(path, credentials)
+    return credentials, created
 
 
 def hub_url(settings: LearnhubSettings) -> str:
@@ -75,19 +86,40 @@ def wait_for_hub(url: str, process: subprocess.Popen, timeout: float = READY_TIM
     raise RuntimeError(f"JupyterHub did not answer at {url} within {timeout:.0f} s")
 
 
-def ensure_admin_token(settings: LearnhubSettings, credentials: dict, url: str) -> dict:
-    """Give the admin a hub API token, asked of the hub with the admin's own password."""
+def token_works(url: str, token: str, username: str) -> bool:
+    """Whether the hub knows ``token`` as ``username``'s (a hub database that was reset does not)."""
     import requests
 
-    if credentials.get("api_token"):
+    response = requests.get(f"{url}/hub/api/user", headers={"Authorization": f"token {token}"},
+                            timeout=30, verify=False)
+    return response.status_code == 200 and response.json().get("name") == username
+
+
+def ensure_admin_token(settings: LearnhubSettings, credentials: dict, url: str, bootstrap_token: str | None) -> dict:
+    """Give the admin a hub API token, minted by the bootstrap service (no password involved).
+
+    The hub created the admin account from ``Authenticator.admin_users`` before it answered, whatever
+    the authenticator; the bootstrap service's token (``bootstrap-token`` in the data dir) may create tokens for the admins only, and the token it creates inherits the admin's
+    own permissions. A token the hub still accepts is kept."""
+    import requests
+
+    username = credentials["username"]
+    if credentials.get("api_token") and token_works(url, credentials["api_token"], username):
         return credentials
-    response = requests.post(
-        f"{url}/hub/api/users/{credentials['username']}/tokens",
-        json={"auth": {"username": credentials["username"], "password": credentials["password"]},
-              "note": "learnhub admin (created by learnhub up)"},
-        timeout=30, verify=False,
-    )
-    response.raise_for_status()
+    if bootstrap_token is None:
+        raise RuntimeError(f"{username!r} has no working API token in {settings.credentials_file}, and "
+                           "LearnhubSettings.bootstrap_service is False: start once with it True to mint one")
+    headers = {"Authorization": f"token {bootstrap_token}"}
+    user = requests.get(f"{url}/hub/api/users/{username}", headers=headers, timeout=30, verify=False)
+    if user.status_code == 404:
+        raise RuntimeError(f"the hub has no account {username!r}: is it in Authenticator.admin_users?")
+    user.raise_for_status()
+    if not user.json().get("admin"):
+        raise RuntimeError(f"{username!r} is not an admin of the hub (Authenticator.admin_users was overridden?)")
+    response = requests.post(f"{url}/hub/api/users/{username}/tokens", headers=headers, timeout=30,
+                             verify=False, json={"note": "learnhub admin (created by learnhub up)"})
+    if response.status_code != 201:
+        raise RuntimeError(f"the hub refused the admin's API token: {response.status_code} {response.text}")
     credentials = dict(credentials, api_token=response.json()["token"])
     write_private_json(settings.credentials_file, credentials)
     return credentials
@@ -139,6 +171,7 @@ def after_start(settings: LearnhubSettings, url: str) -> None:
 def cmd_up(args) -> int:
     from . import db as lhdb
     from .config import load_settings
+    from .hub import ensure_bootstrap_token
 
     settings, config_path = load_settings(args.data_dir, ip=args.ip, port=args.port)
     if args.no_demo:
@@ -149,6 +182,7 @@ def cmd_up(args) -> int:
     print(f"learnhub {__version__}: data in {data}" + (f", config {config_path}" if config_path else ""))
     lhdb.upgrade(settings.db_url)
     credentials, created = ensure_admin_credentials(settings)
+    bootstrap_token = ensure_bootstrap_token(settings) if settings.bootstrap_service else None
 
     env = hub_environment(settings)
     env["LEARNHUB_DEMO_COURSE"] = "1" if settings.demo_course else "0"
@@ -168,21 +202,25 @@ def cmd_up(args) -> int:
     url = hub_url(settings)
     try:
         wait_for_hub(url, hub)
-        credentials = ensure_admin_token(settings, credentials, url)
+        credentials = ensure_admin_token(settings, credentials, url, bootstrap_token)
         after_start(settings, url)
     except Exception as exc:
         print(f"learnhub: {exc}", file=sys.stderr)
         forward(signal.SIGTERM, None)
         hub.wait(30)
         return 1
-    print(
-        f"\nlearnhub is serving on {settings.public_url}\n"
-        f"  log in as '{credentials['username']}' (password and API token in {settings.credentials_file}"
-        f"{', created now' if created else ''})\n"
-        f"  learners sign up at {settings.public_url}/hub/signup\n"
-        f"  stop with Ctrl-C\n",
-        flush=True,
-    )
+    if settings.authenticator == "native":
+        how = (f"  log in as '{credentials['username']}' (password and API token in {settings.credentials_file}"
+               f"{', created now' if created else ''})\n"
+               f"  learners sign up at {settings.public_url}/hub/signup\n")
+    else:
+        # The admin_username account only holds the API token: nobody logs in as it at a provider.
+        admins = [name for name in settings.all_admin_users if name != settings.admin_username]
+        how = (f"  people log in through the {settings.authenticator} provider; admins: "
+               f"{', '.join(admins) or 'none by name (LearnhubSettings.admin_users)'}\n"
+               f"  the API token of '{credentials['username']}' is in {settings.credentials_file}"
+               f"{', created now' if created else ''}\n")
+    print(f"\nlearnhub is serving on {settings.public_url}\n{how}  stop with Ctrl-C\n", flush=True)
     status = hub.wait()
     return 0 if status in (0, -signal.SIGINT, -signal.SIGTERM) else status
 

@@ -22,7 +22,7 @@ from traitlets.config import Configurable, Config, PyFileConfigLoader
 #: itself resolves them; any other value is passed to JupyterHub as it is.
 AUTHENTICATORS = {
     "native": "learnhub-native",
-    "oauth": "generic-oauth",
+    "oauth": "learnhub.oidc.LearnhubOIDCAuthenticator",
     "lti": "ltiauthenticator.lti13.auth.LTI13Authenticator",
 }
 SPAWNERS = {
@@ -136,7 +136,9 @@ class LearnhubSettings(Configurable):
 
     authenticator = Unicode(
         help=f"""How people log in: ``native`` (sign-up at /hub/signup, the embedded default),
-        ``oauth`` (any OIDC / OAuth 2.0 provider, configure ``c.GenericOAuthenticator``),
+        ``oauth`` (any OpenID Connect provider: ``learnhub.oidc.LearnhubOIDCAuthenticator``, a
+        GenericOAuthenticator; configure ``c.LearnhubOIDCAuthenticator`` / ``c.GenericOAuthenticator``,
+        docs/authentication.md),
         ``lti`` (LTI 1.3 from an LMS, configure ``c.LTI13Authenticator``), or the import path
         of any JupyterHub Authenticator class. Env: LEARNHUB_AUTHENTICATOR. Names: {sorted(AUTHENTICATORS)}."""
     ).tag(config=True)
@@ -162,6 +164,27 @@ class LearnhubSettings(Configurable):
     @default("admin_username")
     def _default_admin_username(self):
         return _env("ADMIN_USERNAME", "admin")
+
+    admin_users = List(
+        Unicode(),
+        help="""More admins besides ``admin_username``: these people, when they log in (with any
+        authenticator), are the hub's admins and hold the ``learnhub-admin`` role. With ``oauth``,
+        ``c.LearnhubOIDCAuthenticator.admin_claim_groups`` makes admins from the provider's groups
+        claim too. Env: LEARNHUB_ADMIN_USERS (comma-separated)."""
+    ).tag(config=True)
+
+    @default("admin_users")
+    def _default_admin_users(self):
+        return [name.strip() for name in _env("ADMIN_USERS").split(",") if name.strip()]
+
+    bootstrap_service = Bool(
+        True,
+        help="""Register the ``learnhub-bootstrap`` service, whose token (``DATA_DIR/bootstrap-token``)
+        lets ``learnhub up`` mint the admin's API token without a password. One start with False
+        deletes the service and every token it had (JupyterHub drops services no longer configured):
+        the way to retire a bootstrap token (docs/authentication.md). ``learnhub up`` then keeps the
+        admin's token it has, and fails clearly if it has none."""
+    ).tag(config=True)
 
     open_signup = Bool(
         help="""With the native authenticator: whether people who sign up can log in at once (True)
@@ -197,6 +220,17 @@ class LearnhubSettings(Configurable):
     @property
     def credentials_file(self) -> Path:
         return self.data_path / "admin-credentials.json"
+
+    @property
+    def bootstrap_token_file(self) -> Path:
+        """The bootstrap service's hub token (0600): what lets ``learnhub up`` give the admin an API
+        token without knowing any password, whatever the authenticator."""
+        return self.data_path / "bootstrap-token"
+
+    @property
+    def all_admin_users(self) -> list[str]:
+        """``admin_username`` first, then ``admin_users``, each once."""
+        return list(dict.fromkeys([self.admin_username, *self.admin_users]))
 
     @property
     def config_file(self) -> Path:

@@ -120,17 +120,65 @@ def service_specs(settings: LearnhubSettings) -> list[dict]:
     return specs
 
 
+#: The hub service whose token ``learnhub up`` uses to give the admin an API token: no process, no URL.
+BOOTSTRAP_SERVICE = "learnhub-bootstrap"
+
+
+def ensure_bootstrap_token(settings: LearnhubSettings) -> str:
+    """The bootstrap service's token, created once and kept in the data dir readable by its owner only
+    (like the cookie secret). It may do nothing but read the admin accounts and mint their tokens, so it
+    is worth what the admin's token in ``admin-credentials.json`` is worth, and is kept alike.
+
+    It is not rotated per start: JupyterHub keeps every token a service was ever configured with, so
+    a new one would not retire the old (docs/authentication.md says how to retire it)."""
+    return private_secret(settings.bootstrap_token_file)
+
+
+def private_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 0600), created on first use, never half-written."""
+    import secrets
+
+    if path.is_file():
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+    secret = secrets.token_hex(32)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return secret
+
+
+def bootstrap_service_spec(settings: LearnhubSettings) -> dict:
+    return {"name": BOOTSTRAP_SERVICE, "api_token": ensure_bootstrap_token(settings), "display": False,
+            "info": {"learnhub": True}}
+
+
+def bootstrap_roles(settings: LearnhubSettings) -> list[dict]:
+    if not settings.bootstrap_service:
+        return []
+    # Only what `learnhub up` needs to hand each configured admin an API token without a password
+    # (the admin accounts themselves are created by the hub from Authenticator.admin_users).
+    return [{"name": "learnhub-bootstrap", "description": "Mints the admins' API tokens for learnhub up.",
+             "scopes": [f"{scope}!user={name}" for name in settings.all_admin_users
+                        for scope in ("read:users", "tokens")],
+             "services": [BOOTSTRAP_SERVICE]}]
+
+
 def roles(settings: LearnhubSettings) -> list[dict]:
     return [
         # Every user may reach every learnhub service; each service checks course roles itself.
         {"name": "user", "scopes": ["self", "access:services"]},
         {"name": "learnhub-admin", "description": "Everything learnhub can do.",
          "scopes": sorted(CUSTOM_SCOPES) + ["access:services", "read:metrics"],
-         "users": [settings.admin_username]},
+         "users": settings.all_admin_users},
         {"name": "learnhub-instructor", "description": "May create courses.",
          "scopes": ["custom:learnhub:courses:create", "access:services"],
          "groups": [INSTRUCTORS_GROUP]},
-    ] + [{"name": f"learnhub-service-{name}", "description": f"learnhub's {name} service.",
+    ] + bootstrap_roles(settings) + [{"name": f"learnhub-service-{name}", "description": f"learnhub's {name} service.",
           "scopes": SERVICE_SCOPES + SERVICE_EXTRA_SCOPES.get(name, []), "services": [name]}
          for name in settings.services]
 
@@ -164,7 +212,7 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.JupyterHub.ssl_key = settings.ssl_key
 
     c.JupyterHub.authenticator_class = hub_class("authenticator", settings.authenticator)
-    c.Authenticator.admin_users = {settings.admin_username}
+    c.Authenticator.admin_users = set(settings.all_admin_users)
     if settings.authenticator == "native":
         c.NativeAuthenticator.open_signup = settings.open_signup
         # NativeAuthenticator already refuses accounts an admin has not approved
@@ -172,6 +220,21 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.NativeAuthenticator.allow_all = True
         c.NativeAuthenticator.minimum_password_length = 8
         c.LearnhubNativeAuthenticator.bootstrap_credentials_file = str(settings.credentials_file)
+    elif settings.authenticator == "oauth":
+        # The provider's tokens (refresh token, id_token for the logout hint) are kept in the hub's
+        # encrypted auth state; its key is a secret of the data dir unless JUPYTERHUB_CRYPT_KEY gives one.
+        c.Authenticator.enable_auth_state = True
+        if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
+            c.CryptKeeper.keys = [private_secret(data / "auth-state-key")]
+        # Behind a reverse proxy the request's host is not the public one: the provider must get the
+        # redirect URI registered with it.
+        # (A public URL on a wildcard address names no host: then oauthenticator uses the request's.)
+        from urllib.parse import urlparse
+
+        if urlparse(settings.public_url).hostname not in ("0.0.0.0", "::", None):
+            public = settings.public_url.rstrip("/")
+            c.GenericOAuthenticator.oauth_callback_url = f"{public}/hub/oauth_callback"
+            c.LearnhubOIDCAuthenticator.post_logout_redirect_url = f"{public}/hub/login"
 
     c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"
@@ -193,7 +256,8 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
     c.Authenticator.post_auth_hook = recorder.post_auth_hook
     c.Spawner.pre_spawn_hook = recorder.pre_spawn_hook
 
-    c.JupyterHub.services = service_specs(settings)
+    c.JupyterHub.services = service_specs(settings) + (
+        [bootstrap_service_spec(settings)] if settings.bootstrap_service else [])
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
     c.JupyterHub.load_roles = roles(settings)
     c.JupyterHub.load_groups = {INSTRUCTORS_GROUP: {"users": []}}

@@ -22,6 +22,11 @@ def load_hub_config(monkeypatch, data_dir, config_text: str | None = None, **env
     return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
 
 
+def managed_services(c) -> list[dict]:
+    """The services the hub starts (the bootstrap service is a token only)."""
+    return [service for service in c.JupyterHub.services if "command" in service]
+
+
 def test_embedded_default(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "data")
     assert c.JupyterHub.authenticator_class == "learnhub-native"  # entry points learnhub registers
@@ -29,13 +34,19 @@ def test_embedded_default(monkeypatch, tmp_path):
     assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'data' / 'jupyterhub.sqlite'}"
     assert (c.JupyterHub.ip, c.JupyterHub.port) == ("127.0.0.1", 8000)
     names = [service["name"] for service in c.JupyterHub.services]
-    assert names == ["courses", "feedback", "recommender", "analytics", "notifications"]
-    for service in c.JupyterHub.services:
+    assert names == ["courses", "feedback", "recommender", "analytics", "notifications", "learnhub-bootstrap"]
+    for service in managed_services(c):
         assert service["environment"]["LEARNHUB_DB_URL"].endswith("learnhub.sqlite")
     roles = {role["name"]: role for role in c.JupyterHub.load_roles}
     assert "access:services" in roles["user"]["scopes"]
     assert set(CUSTOM_SCOPES) <= set(roles["learnhub-admin"]["scopes"])
     assert roles["learnhub-admin"]["users"] == ["admin"]
+    # The bootstrap service may only read the admin and mint its tokens; its token is the owner's only.
+    assert roles["learnhub-bootstrap"]["scopes"] == ["read:users!user=admin", "tokens!user=admin"]
+    bootstrap = c.JupyterHub.services[-1]
+    token_file = tmp_path / "data" / "bootstrap-token"
+    assert bootstrap["api_token"] == token_file.read_text() and len(bootstrap["api_token"]) == 64
+    assert token_file.stat().st_mode & 0o777 == 0o600
     assert "access:services" in c.Spawner.server_token_scopes
     assert c.NativeAuthenticator.open_signup is True
 
@@ -52,17 +63,32 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
                         LEARNHUB_HUB_DB_URL="postgresql://learnhub@db/hub",
                         LEARNHUB_PUBLIC_URL="https://learn.example.edu",
                         LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
-    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert c.JupyterHub.authenticator_class == "learnhub.oidc.LearnhubOIDCAuthenticator"
     # The config file wins over the environment, and may set any other class's options.
     assert c.JupyterHub.spawner_class == "docker"
     assert c.DockerSpawner.image == "example/learner:1"
     assert c.GenericOAuthenticator.client_id == "learnhub"
+    # The provider's tokens live in the hub's encrypted auth state, keyed by a secret of the data dir.
+    assert c.Authenticator.enable_auth_state is True
+    key_file = tmp_path / "data" / "auth-state-key"
+    assert c.CryptKeeper["keys"] == [key_file.read_text()] and key_file.stat().st_mode & 0o777 == 0o600
+    assert c.GenericOAuthenticator.oauth_callback_url == "https://learn.example.edu/hub/oauth_callback"
+    assert c.LearnhubOIDCAuthenticator.post_logout_redirect_url == "https://learn.example.edu/hub/login"
     assert c.JupyterHub.db_url == "postgresql://learnhub@db/hub"
     assert c.JupyterHub.port == 8443
     assert all(s["environment"]["LEARNHUB_DB_URL"] == "postgresql://learnhub@db/learnhub"
-               for s in c.JupyterHub.services)
+               for s in managed_services(c))
     assert all(s["environment"]["LEARNHUB_PUBLIC_URL"] == "https://learn.example.edu"
-               for s in c.JupyterHub.services)
+               for s in managed_services(c))
+
+
+def test_admin_users_from_config(monkeypatch, tmp_path):
+    c = load_hub_config(monkeypatch, tmp_path / "data", 'c.LearnhubSettings.admin_users = ["ada", "admin"]\n',
+                        LEARNHUB_ADMIN_USERNAME="root")
+    assert c.Authenticator.admin_users == {"root", "ada", "admin"}
+    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    assert roles["learnhub-admin"]["users"] == ["root", "ada", "admin"]
+    assert "tokens!user=ada" in roles["learnhub-bootstrap"]["scopes"]
 
 
 def test_lti_and_class_paths(monkeypatch, tmp_path):
