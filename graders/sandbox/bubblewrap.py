@@ -168,7 +168,9 @@ class BubblewrapSandbox(Sandbox):
         cmd = self._namespace_args(1 << 20) + ["--cap-drop", "ALL"]
         for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
             cmd += ["--cap-add", cap]
-        return cmd + [self.python, "-I", "-c", ZYGOTE_SOURCE, str(control_fd), RUNNER_SOURCE, LEARNER_SOURCE]
+        capture = (Path(__file__).parent / "capture.py").read_text()
+        return cmd + [self.python, "-I", "-c", ZYGOTE_SOURCE, str(control_fd), RUNNER_SOURCE, LEARNER_SOURCE,
+                      capture]
 
     def launch(self):
         if not self.zygote_usable():

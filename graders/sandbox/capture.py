@@ -120,9 +120,13 @@ def json_safe(data):
         return {str(k): str(v) for k, v in data.items()}
 
 
-def ipython_shell(capture, user_ns=None):
+def ipython_shell(capture, user_ns=None, adopt=False):
     """An IPython shell whose display hook, display publisher and tracebacks write into ``capture``
-    (None when the sandbox's python has no IPython)."""
+    (None when the sandbox's python has no IPython).
+
+    ``adopt``: take over the shell a warm parent made ahead (``zygote.py``, before any notebook
+    existed, nothing run in it) instead of making one: it is pointed at ``capture``. Only a shell
+    with the default namespace is made ahead; any other shell there was is discarded first."""
     try:
         from IPython.core.displayhook import DisplayHook
         from IPython.core.displaypub import DisplayPublisher
@@ -130,6 +134,17 @@ def ipython_shell(capture, user_ns=None):
         from traitlets.config import Config
     except Exception:  # noqa: BLE001 - minimal pythons without IPython
         return None
+    if InteractiveShell.initialized():
+        ahead = InteractiveShell.instance()
+        box = getattr(ahead, "_learnhub_capture", None)
+        if adopt and user_ns is None and box is not None and not box[1]:
+            box[0], box[1] = capture, True
+            return ahead
+        InteractiveShell.clear_instance()
+    box = [capture, False]  # where the outputs go; whether a process has taken this shell over
+
+    def out():
+        return box[0]
 
     class Hook(DisplayHook):
         def start_displayhook(self):
@@ -140,8 +155,8 @@ def ipython_shell(capture, user_ns=None):
 
         def write_format_data(self, format_dict, md_dict=None):
             data = json_safe(format_dict)
-            if capture.sized(data):
-                capture.outputs.append({"output_type": "execute_result", "execution_count": self.prompt_count,
+            if out().sized(data):
+                out().outputs.append({"output_type": "execute_result", "execution_count": self.prompt_count,
                                         "data": data, "metadata": md_dict or {}})
 
         def finish_displayhook(self):
@@ -150,11 +165,11 @@ def ipython_shell(capture, user_ns=None):
     class Publisher(DisplayPublisher):
         def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
             data = json_safe(data)
-            if capture.sized(data):
-                capture.outputs.append({"output_type": "display_data", "data": data, "metadata": metadata or {}})
+            if out().sized(data):
+                out().outputs.append({"output_type": "display_data", "data": data, "metadata": metadata or {}})
 
         def clear_output(self, wait=False):
-            capture.outputs.clear()
+            out().outputs.clear()
 
     config = Config()
     # as nbgrader's Execute.extra_arguments: no history file
@@ -164,10 +179,11 @@ def ipython_shell(capture, user_ns=None):
                                       colors="NoColor", **kwargs)
 
     def showtraceback(etype, evalue, stb):
-        capture.outputs.append({"output_type": "error", "ename": str(etype.__name__), "evalue": str(evalue),
+        out().outputs.append({"output_type": "error", "ename": str(etype.__name__), "evalue": str(evalue),
                                 "traceback": stb})
 
     shell._showtraceback = showtraceback
+    shell._learnhub_capture = box
     if hasattr(shell, "_tee"):
         # IPython >= 9 copies every write of a cell into its output history (for %history -o),
         # without a cap: a cell printing in a loop would exhaust the memory limit long before

@@ -2,7 +2,7 @@
 every sandbox's runner is forked, each in namespaces of its own.
 
 This file is *not* imported by the grader: like ``runner.py`` its source is handed to the sandbox's
-python (``python -I -c <source> <control-fd> <runner-source> <learner-source>``), here inside one
+python (``python -I -c <source> <control-fd> <runner-source> <learner-source> <capture-source>``), here inside one
 bubblewrap sandbox that the grader starts once (see ``BubblewrapSandbox.zygote``). That sandbox gives
 the read-only view of the system every grading sandbox has (``/usr``, the python prefix, a few
 ``/etc`` files, no network, no home, no data dir); this process keeps, of root's powers, only what it
@@ -42,6 +42,7 @@ import types
 CONTROL_FD = int(sys.argv[1])
 RUNNER_SOURCE = sys.argv[2]
 LEARNER_SOURCE = sys.argv[3]
+CAPTURE_SOURCE = sys.argv[4] if len(sys.argv) > 4 else ""
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -102,10 +103,49 @@ def _warm():
             pass
 
 
+def _shell_ahead():
+    """The learner's interpreter's IPython shell, made here once (``capture.py``'s ``ipython_shell``;
+    each learner's interpreter adopts its copy, pointed at its own outputs). A throwaway shell runs a
+    constant cell and a traceback first, so that what IPython imports and caches on first use is
+    here too. Nothing of a notebook has run in either; no thread is left (one would not survive a
+    fork): else no shell is kept."""
+    if not CAPTURE_SOURCE:
+        return
+    import gc
+    import threading
+
+    try:
+        space = {"__name__": "learnhub_capture"}
+        exec(compile(CAPTURE_SOURCE, "<capture>", "exec"), space)
+        throwaway = space["ipython_shell"](space["OutputCapture"](1 << 20))
+        if throwaway is None:
+            return
+        throwaway.run_cell("1", store_history=False, silent=False)
+        throwaway.run_cell("raise ValueError('warm')", store_history=False, silent=False)
+        shell = space["ipython_shell"](space["OutputCapture"](1 << 20))  # discards the throwaway
+        if threading.active_count() != 1 or shell is None:
+            raise RuntimeError("IPython left a thread")
+    except Exception:  # noqa: BLE001 - every learner's interpreter makes its own shell then
+        try:
+            from IPython.core.interactiveshell import InteractiveShell
+
+            InteractiveShell.clear_instance()
+        except Exception:  # noqa: BLE001
+            pass
+    gc.collect()
+
+
 _warm()
+_shell_ahead()
 RUNNER_CODE = compile(RUNNER_SOURCE, "<string>", "exec")
 LAST_CAP = int(open("/proc/sys/kernel/cap_last_cap").read())
 ZYGOTE_PID = os.getpid()
+import gc  # noqa: E402
+
+gc.collect()
+# Everything made so far is kept for good: the collectors of the forked processes leave it alone
+# (walking it would copy every page this process shares with them).
+gc.freeze()
 
 
 def _max_fd():
