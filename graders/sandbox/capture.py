@@ -120,13 +120,28 @@ def json_safe(data):
         return {str(k): str(v) for k, v in data.items()}
 
 
-def ipython_shell(capture, user_ns=None, adopt=False):
+class LateNamespace(dict):
+    """Globals whose missing names are looked up by ``resolver`` (set by their owner: the runner's
+    tests' globals resolve to the learner's notebook), so that the shell using them can be made
+    before its owner exists (``zygote.py``)."""
+
+    resolver = None
+
+    def __missing__(self, name):
+        resolver = self.resolver
+        if resolver is None:
+            raise KeyError(name)
+        return resolver(name)
+
+
+def ipython_shell(capture, user_ns=None, adopt=None):
     """An IPython shell whose display hook, display publisher and tracebacks write into ``capture``
     (None when the sandbox's python has no IPython).
 
-    ``adopt``: take over the shell a warm parent made ahead (``zygote.py``, before any notebook
-    existed, nothing run in it) instead of making one: it is pointed at ``capture``. Only a shell
-    with the default namespace is made ahead; any other shell there was is discarded first."""
+    ``adopt`` (``"learner"`` or ``"runner"``): take over the shell of that kind a warm parent made
+    ahead (``zygote.py``, before any notebook existed; nothing of a notebook ran in it), pointed at
+    ``capture``, instead of making one (a runner's has a :class:`LateNamespace`); ``user_ns`` is then
+    used only when there is none. The other shells made ahead are dropped: a process has one."""
     try:
         from IPython.core.displayhook import DisplayHook
         from IPython.core.displaypub import DisplayPublisher
@@ -134,14 +149,18 @@ def ipython_shell(capture, user_ns=None, adopt=False):
         from traitlets.config import Config
     except Exception:  # noqa: BLE001 - minimal pythons without IPython
         return None
-    if InteractiveShell.initialized():
-        ahead = InteractiveShell.instance()
-        box = getattr(ahead, "_learnhub_capture", None)
-        if adopt and user_ns is None and box is not None and not box[1]:
-            box[0], box[1] = capture, True
-            return ahead
-        InteractiveShell.clear_instance()
-    box = [capture, False]  # where the outputs go; whether a process has taken this shell over
+    ahead = InteractiveShell.__dict__.get("_learnhub_ahead") or {}
+    InteractiveShell._learnhub_ahead = {}
+    shell = ahead.get(adopt) if adopt else None
+    InteractiveShell.clear_instance()
+    if shell is not None:
+        shell._learnhub_capture[0] = capture
+        # what making it here would have done: instance() returns it (IPython's display() asks), and
+        # __main__ is its namespace (pickle finds the notebook's classes)
+        InteractiveShell._instance = shell
+        shell.init_sys_modules()
+        return shell
+    box = [capture]  # where the outputs go
 
     def out():
         return box[0]

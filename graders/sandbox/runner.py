@@ -10,7 +10,7 @@ Two interpreters, so that what the learner's code does cannot decide the score:
 * the **learner's interpreter** (``learner.py``, a child of this process, its pipes the only channel)
   runs every cell that is not a test — the learner's answers and the instructor's set-up cells;
 * **this interpreter** runs the test cells (nbgrader's autograder tests). Their names resolve to the
-  learner's namespace through :class:`Namespace` — values cross as values, other objects as handles
+  learner's namespace through the tests' globals (``_lookup``) — values cross as values, other objects as handles
   (``wire.py``) — and the built-in names are always this interpreter's own. Test code never reaches
   the learner's interpreter, the outputs of a test cell are written here, and this process is not
   dumpable (``PR_SET_DUMPABLE``), so that the learner's code, which runs as the same user, cannot
@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 
-from learnhub.graders.sandbox.capture import OutputCapture, ipython_shell  # the grader puts the sources of
+from learnhub.graders.sandbox.capture import LateNamespace, OutputCapture, ipython_shell  # the grader puts the sources of
 from learnhub.graders.sandbox.wire import (  # capture.py and wire.py here
     Connection, Decoder, Encoder, PeerGone, WireError, is_mutable_value, update_in_place,
 )
@@ -382,19 +382,18 @@ class Handle:
     __abs__ = __int__ = __float__ = __index__ = __round__ = _refuse
 
 
-class Namespace(dict):
-    """The test cells' globals: their own names first, then the learner's notebook, by value.
+def _lookup(name):
+    """A name the test cells' globals (a ``LateNamespace``) do not have: their own names come first,
+    then the learner's notebook, by value.
 
     Built-in names are never looked up in the notebook: learner code that rebinds ``isinstance``,
     ``len`` or ``AssertionError`` changes its own cells, not the tests."""
-
-    def __missing__(self, name):
-        if not isinstance(name, str) or hasattr(builtins, name) or name.startswith("__") and name.endswith("__"):
-            raise KeyError(name)
-        reply = _ask({"op": "lookup", "name": name})
-        if reply.get("missing"):
-            raise KeyError(name)
-        return _decode(reply["value"])
+    if not isinstance(name, str) or hasattr(builtins, name) or name.startswith("__") and name.endswith("__"):
+        raise KeyError(name)
+    reply = _ask({"op": "lookup", "name": name})
+    if reply.get("missing"):
+        raise KeyError(name)
+    return _decode(reply["value"])
 
 
 def _answer_learner(request):
@@ -428,8 +427,11 @@ if _ready.get("type") != "ready":
 
 os.environ.setdefault("NBGRADER_EXECUTION", "autograde")
 os.environ.setdefault("MPLBACKEND", "Agg")
-namespace = Namespace({"__name__": "__main__", "__builtins__": builtins})
-shell = ipython_shell(capture, namespace)
+shell = ipython_shell(capture, LateNamespace({"__name__": "__main__", "__builtins__": builtins}), adopt="runner")
+namespace = shell.user_ns if shell is not None else LateNamespace({"__name__": "__main__", "__builtins__": builtins})
+if type(namespace).__name__ != "LateNamespace" or namespace.get("__builtins__") is not builtins:
+    raise SystemExit("the tests' namespace is not the runner's")
+namespace.resolver = _lookup
 sys.stdout, sys.stderr = capture.stream("stdout"), capture.stream("stderr")
 sys.stdin = open(os.devnull)
 os.chdir(LIMITS.get("workdir") or os.getcwd())

@@ -104,8 +104,9 @@ def _warm():
 
 
 def _shell_ahead():
-    """The learner's interpreter's IPython shell, made here once (``capture.py``'s ``ipython_shell``;
-    each learner's interpreter adopts its copy, pointed at its own outputs). A throwaway shell runs a
+    """The IPython shells of the runner (tests' globals a ``LateNamespace``) and of the learner's
+    interpreter, made here once (``capture.py``'s ``ipython_shell``; each runner and learner's
+    interpreter adopts its copy of its own, pointed at its own outputs). A throwaway shell runs a
     constant cell and a traceback first, so that what IPython imports and caches on first use is
     here too. Nothing of a notebook has run in either; no thread is left (one would not survive a
     fork): else no shell is kept."""
@@ -122,9 +123,16 @@ def _shell_ahead():
             return
         throwaway.run_cell("1", store_history=False, silent=False)
         throwaway.run_cell("raise ValueError('warm')", store_history=False, silent=False)
-        shell = space["ipython_shell"](space["OutputCapture"](1 << 20))  # discards the throwaway
-        if threading.active_count() != 1 or shell is None:
+        # (each call discards the shell made before it)
+        learner = space["ipython_shell"](space["OutputCapture"](1 << 20))
+        runner = space["ipython_shell"](space["OutputCapture"](1 << 20), space["LateNamespace"](
+            {"__name__": "__main__", "__builtins__": builtins}))
+        from IPython.core.interactiveshell import InteractiveShell
+
+        InteractiveShell.clear_instance()
+        if threading.active_count() != 1 or learner is None or runner is None:
             raise RuntimeError("IPython left a thread")
+        InteractiveShell._learnhub_ahead = {"learner": learner, "runner": runner}
     except Exception:  # noqa: BLE001 - every learner's interpreter makes its own shell then
         try:
             from IPython.core.interactiveshell import InteractiveShell
