@@ -34,7 +34,7 @@ import nbformat
 from traitlets import Bool, Integer
 from traitlets.config import LoggingConfigurable
 
-from .engine import GradingEngine, GradingError, PreparedAssignment
+from .engine import GradingEngine, GradingError, PreparedAssignment, _OneTransaction
 from .pool import WarmPool
 from .sandbox.base import SandboxError
 
@@ -116,56 +116,6 @@ def read_timestamp(submission: Path):
 
 
 # --------------------------------------------------------------------------- nbgrader's records
-
-
-class _DeferredCommit:
-    """``gradebook.db`` for nbgrader's SaveAutoGrades inside one learner's transaction: it commits after
-    every cell; here those commits wait, and the learner's grades are flushed and committed once,
-    together (one transaction for all of a learner's grades, not one per cell)."""
-
-    def __init__(self, session):
-        self._session = session
-
-    def commit(self):
-        pass
-
-    def __getattr__(self, name):
-        return getattr(self._session, name)
-
-
-class _OneTransaction:
-    """A Gradebook as nbgrader's preprocessors see it inside one learner's transaction: commits are
-    deferred (:class:`_DeferredCommit`), and the learner's grades and comments are read once (two
-    queries per notebook) instead of by two joined queries per cell. Rows not read ahead are
-    looked up by the Gradebook itself."""
-
-    def __init__(self, gradebook):
-        self._gradebook = gradebook
-        self.db = _DeferredCommit(gradebook.db)
-        self._grades: dict[tuple, object] = {}
-        self._comments: dict[tuple, object] = {}
-
-    def read_ahead(self, notebook: str, assignment: str, student: str) -> None:
-        from nbgrader.api import Comment, Grade
-        from sqlalchemy.orm import joinedload
-
-        submitted = self._gradebook.find_submission_notebook(notebook, assignment, student)
-        for row in self.db.query(Grade).options(joinedload(Grade.cell)).filter(Grade.notebook_id == submitted.id):
-            self._grades[(row.cell.name, notebook, assignment, student)] = row
-        for row in self.db.query(Comment).options(joinedload(Comment.cell)).filter(
-                Comment.notebook_id == submitted.id):
-            self._comments[(row.cell.name, notebook, assignment, student)] = row
-
-    def find_grade(self, grade_id, notebook, assignment, student):
-        row = self._grades.get((grade_id, notebook, assignment, student))
-        return row if row is not None else self._gradebook.find_grade(grade_id, notebook, assignment, student)
-
-    def find_comment(self, grade_id, notebook, assignment, student):
-        row = self._comments.get((grade_id, notebook, assignment, student))
-        return row if row is not None else self._gradebook.find_comment(grade_id, notebook, assignment, student)
-
-    def __getattr__(self, name):
-        return getattr(self._gradebook, name)
 
 
 def assignment_definition(gradebook, assignment_id: str) -> dict | None:
@@ -523,8 +473,17 @@ class BatchGrader(LoggingConfigurable):
         # forked now, before this process starts any thread: each worker inherits the prepared
         # assignment (and every import), starts its own warm pool, and grades what it is given
         context = multiprocessing.get_context("fork")
-        procs = context.Pool(workers, initializer=_worker_start,
-                             initargs=(self, prepared, limits, notebooks, len(learners), workers))
+        import gc
+
+        # What the workers inherit is frozen first: their collectors then leave it alone (walking it
+        # would cost CPU and copy every page they share with this process).
+        gc.collect()
+        gc.freeze()
+        try:
+            procs = context.Pool(workers, initializer=_worker_start,
+                                 initargs=(self, prepared, limits, notebooks, len(learners), workers))
+        finally:
+            gc.unfreeze()
         try:
             output = CourseOutput(prepared, self.source_dir, db_url=self.db_url, autograded_dir=self.autograded_dir,
                                   course_id=self.course_id, log=self.log)
