@@ -614,6 +614,7 @@ def _worker_start(grader: BatchGrader, prepared: PreparedAssignment, limits: dic
     def finish():
         # the warm sandboxes left (and their cgroups) go before this process ends
         pool.close()
+        pool.join()
         for closer in list(grader.engine._closing):  # noqa: SLF001 - sandboxes closing in the background
             closer.join(timeout=10)
 
