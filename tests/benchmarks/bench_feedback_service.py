@@ -107,9 +107,10 @@ def main(argv=None) -> int:
     try:
         sign_up(hub, "bench", "correct-horse-battery")
         log_in(hub, "bench", "correct-horse-battery")
-        hub.hub_api("POST", f"/groups/course-{COURSE}-learners")
-        hub.hub_api("POST", f"/groups/course-{COURSE}-learners/users", json={"users": ["bench"]})
         token = hub.user_token("bench")
+        # learners enroll through the courses service (as in JupyterLab)
+        enrolled = hub.api("POST", f"/services/courses/api/courses/{COURSE}/enrollments", token=token)
+        assert enrolled.status_code == 201, enrolled.text
         for _ in range(3):  # warm-up: prepare the assignment in each worker, fill the pools
             asyncio.run(submit_and_wait(hub, token, notebook))
         time.sleep(2)
