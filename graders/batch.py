@@ -23,17 +23,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import nbformat
-from traitlets import Integer
+from traitlets import Bool, Integer
 from traitlets.config import LoggingConfigurable
 
-from .engine import GradingEngine, GradingError, PreparedAssignment
+from .engine import GradingEngine, GradingError, PreparedAssignment, _OneTransaction
 from .pool import WarmPool
 from .sandbox.base import SandboxError
 
@@ -115,56 +116,6 @@ def read_timestamp(submission: Path):
 
 
 # --------------------------------------------------------------------------- nbgrader's records
-
-
-class _DeferredCommit:
-    """``gradebook.db`` for nbgrader's SaveAutoGrades inside one learner's transaction: it commits after
-    every cell; here those commits wait, and the learner's grades are flushed and committed once,
-    together (one transaction for all of a learner's grades, not one per cell)."""
-
-    def __init__(self, session):
-        self._session = session
-
-    def commit(self):
-        pass
-
-    def __getattr__(self, name):
-        return getattr(self._session, name)
-
-
-class _OneTransaction:
-    """A Gradebook as nbgrader's preprocessors see it inside one learner's transaction: commits are
-    deferred (:class:`_DeferredCommit`), and the learner's grades and comments are read once (two
-    queries per notebook) instead of by two joined queries per cell. Rows not read ahead are
-    looked up by the Gradebook itself."""
-
-    def __init__(self, gradebook):
-        self._gradebook = gradebook
-        self.db = _DeferredCommit(gradebook.db)
-        self._grades: dict[tuple, object] = {}
-        self._comments: dict[tuple, object] = {}
-
-    def read_ahead(self, notebook: str, assignment: str, student: str) -> None:
-        from nbgrader.api import Comment, Grade
-        from sqlalchemy.orm import joinedload
-
-        submitted = self._gradebook.find_submission_notebook(notebook, assignment, student)
-        for row in self.db.query(Grade).options(joinedload(Grade.cell)).filter(Grade.notebook_id == submitted.id):
-            self._grades[(row.cell.name, notebook, assignment, student)] = row
-        for row in self.db.query(Comment).options(joinedload(Comment.cell)).filter(
-                Comment.notebook_id == submitted.id):
-            self._comments[(row.cell.name, notebook, assignment, student)] = row
-
-    def find_grade(self, grade_id, notebook, assignment, student):
-        row = self._grades.get((grade_id, notebook, assignment, student))
-        return row if row is not None else self._gradebook.find_grade(grade_id, notebook, assignment, student)
-
-    def find_comment(self, grade_id, notebook, assignment, student):
-        row = self._comments.get((grade_id, notebook, assignment, student))
-        return row if row is not None else self._gradebook.find_comment(grade_id, notebook, assignment, student)
-
-    def __getattr__(self, name):
-        return getattr(self._gradebook, name)
 
 
 def assignment_definition(gradebook, assignment_id: str) -> dict | None:
@@ -431,6 +382,13 @@ class BatchGrader(LoggingConfigurable):
     sandbox_retries = Integer(
         1, help="Times a learner is graded again when a sandbox would not start (not their fault)."
     ).tag(config=True)
+    processes = Bool(
+        True,
+        help="""Grade in worker processes forked from this one once the source is prepared (one per
+        worker, each with its own warm pool), this process only recording: nbgrader's bookkeeping
+        around each notebook is Python holding one interpreter lock, so in threads of one process
+        the workers wait for each other. False (or where fork is unavailable): threads.""",
+    ).tag(config=True)
 
     def __init__(self, engine: GradingEngine, source_dir, submissions_dir, *, db_url: str | None = None,
                  autograded_dir=None, limits: dict | None = None, course_id: str = "",
@@ -452,6 +410,8 @@ class BatchGrader(LoggingConfigurable):
         workers = self.workers or _default_workers()
         pool = None
         output = None
+        if learners and self._can_fork():
+            return self._run_in_processes(started, aid, learners, workers)
         try:
             prepared = None
             if learners:
@@ -477,6 +437,9 @@ class BatchGrader(LoggingConfigurable):
                 pool.close()
             if output is not None:
                 output.close()
+        return self._report(started, aid, outcomes, workers, output, dict(pool.stats) if pool is not None else {})
+
+    def _report(self, started, aid, outcomes, workers, output, pool_stats) -> dict:
         graded = [o for o in outcomes if o.status == "graded"]
         summary = {
             "assignment": aid, "source": str(self.source_dir), "submissions_dir": str(self.submissions_dir),
@@ -486,9 +449,70 @@ class BatchGrader(LoggingConfigurable):
             "workers": workers, "duration": round(time.monotonic() - started, 3),
             "gradebook": self.db_url, "autograded": str(self.autograded_dir) if self.autograded_dir else None,
             "gradebook_updated_from_source": bool(output and output.synced),
-            "pool": dict(pool.stats) if pool is not None else {},
+            "pool": pool_stats,
         }
         return {"summary": summary, "learners": [o.to_dict() for o in outcomes]}
+
+    # -- in worker processes ------------------------------------------------------------------
+
+    def _can_fork(self) -> bool:
+        # A fork copies only the calling thread: it is safe while this process has no other thread
+        # (none is started before the workers are forked; an embedding application may have some).
+        return self.processes and hasattr(os, "fork") and threading.active_count() == 1
+
+    def _run_in_processes(self, started, aid, learners, workers) -> dict:
+        import multiprocessing
+
+        notebooks = max(1, sum(1 for _ in self.source_dir.glob("*.ipynb")))
+        limits = self.engine.limits_for(aid, self.limits)
+        workers = min(workers, len(learners))
+        output = None
+        outcomes: dict[str, LearnerOutcome] = {}
+        stats: dict[str, int] = {}
+        prepared = self.engine.prepare(self.source_dir)
+        # forked now, before this process starts any thread: each worker inherits the prepared
+        # assignment (and every import), starts its own warm pool, and grades what it is given
+        context = multiprocessing.get_context("fork")
+        import gc
+
+        # What the workers inherit is frozen first: their collectors then leave it alone (walking it
+        # would cost CPU and copy every page they share with this process).
+        gc.collect()
+        gc.freeze()
+        try:
+            procs = context.Pool(workers, initializer=_worker_start,
+                                 initargs=(self, prepared, limits, notebooks, len(learners), workers))
+        finally:
+            gc.unfreeze()
+        try:
+            output = CourseOutput(prepared, self.source_dir, db_url=self.db_url, autograded_dir=self.autograded_dir,
+                                  course_id=self.course_id, log=self.log)
+            output.open()
+            before = output.scores([learner.student for learner in learners])
+            by_student = {learner.student: learner for learner in learners}
+            done = 0
+            for student, value, error, pool_stats in procs.imap_unordered(_worker_grade, learners):
+                learner = by_student[student]
+                future = Future()
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(value)
+                for key, n in pool_stats.items():
+                    stats[key] = stats.get(key, 0) + n
+                outcome = self._record(learner, future, output, before.get(student))
+                outcomes[student] = outcome
+                done += 1
+                if self.on_outcome is not None:
+                    self.on_outcome(outcome, done, len(learners))
+            procs.close()
+            procs.join()
+        finally:
+            procs.terminate()
+            if output is not None:
+                output.close()
+        return self._report(started, aid, [outcomes[learner.student] for learner in learners], workers, output,
+                            stats)
 
     def _grade_one(self, prepared, learner: LearnerSubmission, pool) -> tuple[dict, float]:
         attempts = 0
@@ -558,3 +582,61 @@ class BatchGrader(LoggingConfigurable):
         if outcome.status == "failed":
             outcome.after = None
         return outcome
+
+
+# --------------------------------------------------------------------------- worker processes
+
+#: the worker process's own state (set by _worker_start in each forked worker)
+_WORKER: dict = {}
+
+
+def _worker_start(grader: BatchGrader, prepared: PreparedAssignment, limits: dict, notebooks: int, learners: int,
+                  workers: int) -> None:
+    """In a forked worker: a private gradebook of its own (nbgrader's scratch records; SQLite has one
+    writer at a time) and a warm pool of its own (two submissions ahead, two start-ups at once)."""
+    import copy
+    import multiprocessing.util
+
+    from ._speedups import PRIVATE_URL_PREFIXES
+
+    mine = copy.copy(prepared)
+    mine.lock = threading.RLock()
+    mine.gradebook_path = prepared.root / f"gradebook-{os.getpid()}.db"
+    shutil.copyfile(prepared.gradebook_path, mine.gradebook_path)
+    mine.db_url = f"sqlite:///{mine.gradebook_path}"
+    PRIVATE_URL_PREFIXES.add(mine.db_url)
+    ahead = min(learners, grader.pool_size or 2) * notebooks
+    share = -(-learners // workers) * notebooks  # a worker grades about its share; a little more at most
+    pool = WarmPool(grader.engine, size=ahead, limits=limits, fillers=min(ahead, 2),
+                    budget=share + ahead, parent=grader)
+    _WORKER.update(grader=grader, prepared=mine, pool=pool)
+
+    def finish():
+        # the warm sandboxes left (and their cgroups) go before this process ends
+        pool.close()
+        pool.join()
+        for closer in list(grader.engine._closing):  # noqa: SLF001 - sandboxes closing in the background
+            closer.join(timeout=10)
+
+    multiprocessing.util.Finalize(None, finish, exitpriority=10)
+
+
+def _worker_grade(learner: LearnerSubmission):
+    """One learner, in a worker: (student, (result, seconds) or None, exception or None, pool start-ups)."""
+    grader, prepared, pool = _WORKER["grader"], _WORKER["prepared"], _WORKER["pool"]
+    before = dict(pool.stats)
+    try:
+        value, error = grader._grade_one(prepared, learner, pool), None  # noqa: SLF001
+    except Exception as exc:  # noqa: BLE001 - reported by the recording process, as in threads
+        value, error = None, _picklable(exc)
+    return learner.student, value, error, {k: pool.stats[k] - before.get(k, 0) for k in pool.stats}
+
+
+def _picklable(exc: Exception) -> Exception:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - an exception that does not cross processes crosses as its text
+        return (SandboxError if isinstance(exc, SandboxError) else RuntimeError)(f"{type(exc).__name__}: {exc}")

@@ -155,7 +155,12 @@ def grade_one(args, limits: dict) -> int:
                            include_feedback=bool(args.feedback))
     pool = None
     try:
-        engine.resolved_sandbox_class()  # refuse an unsafe or missing backend before starting anything
+        cls = engine.resolved_sandbox_class()  # refuse an unsafe or missing backend before starting anything
+        from .sandbox.bubblewrap import BubblewrapSandbox
+
+        if issubclass(cls, BubblewrapSandbox):
+            # a warm parent pays off over many sandboxes; for one notebook it is a start-up more
+            engine.sandbox_config = {**engine.sandbox_config, "zygote": False}
         source = Path(args.source)
         # One sandbox per notebook, started now, in processes of their own, while this process runs
         # nbgrader's generate_assignment: the grading does not wait for a python to start.

@@ -65,6 +65,79 @@ def _emit(hook: EventHook | None, event: dict) -> None:
         log.warning("on_event hook failed", exc_info=True)
 
 
+class _DeferredCommit:
+    """``gradebook.db`` for nbgrader's SaveAutoGrades inside one learner's transaction: it commits after
+    every cell; here those commits wait, and the learner's grades are flushed and committed once,
+    together (one transaction for all of a learner's grades, not one per cell)."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def commit(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+class _OneTransaction:
+    """A Gradebook as nbgrader's preprocessors see it inside one learner's transaction: commits are
+    deferred (:class:`_DeferredCommit`), and the learner's grades and comments are read once (two
+    queries per notebook) instead of by two joined queries per cell. Rows not read ahead are
+    looked up by the Gradebook itself."""
+
+    def __init__(self, gradebook):
+        self._gradebook = gradebook
+        self.db = _DeferredCommit(gradebook.db)
+        self._grades: dict[tuple, object] = {}
+        self._comments: dict[tuple, object] = {}
+
+    def read_ahead(self, notebook: str, assignment: str, student: str) -> None:
+        from nbgrader.api import Comment, Grade
+        from sqlalchemy.orm import joinedload
+
+        submitted = self._gradebook.find_submission_notebook(notebook, assignment, student)
+        for row in self.db.query(Grade).options(joinedload(Grade.cell)).filter(Grade.notebook_id == submitted.id):
+            self._grades[(row.cell.name, notebook, assignment, student)] = row
+        for row in self.db.query(Comment).options(joinedload(Comment.cell)).filter(
+                Comment.notebook_id == submitted.id):
+            self._comments[(row.cell.name, notebook, assignment, student)] = row
+
+    def find_grade(self, grade_id, notebook, assignment, student):
+        row = self._grades.get((grade_id, notebook, assignment, student))
+        return row if row is not None else self._gradebook.find_grade(grade_id, notebook, assignment, student)
+
+    def find_comment(self, grade_id, notebook, assignment, student):
+        row = self._comments.get((grade_id, notebook, assignment, student))
+        return row if row is not None else self._gradebook.find_comment(grade_id, notebook, assignment, student)
+
+    def __getattr__(self, name):
+        return getattr(self._gradebook, name)
+
+
+class _SaveAutoGradesOnce(SaveAutoGrades):
+    """nbgrader's SaveAutoGrades (its cell loop and rules) on the engine's scratch gradebook, in one
+    transaction: its commit after every cell is made once, at the end, and the submission's grades
+    and comments are read in two queries (:class:`_OneTransaction`). Same rows, same values."""
+
+    def preprocess(self, nb, resources):
+        self.notebook_id = resources["nbgrader"]["notebook"]
+        self.assignment_id = resources["nbgrader"]["assignment"]
+        self.student_id = resources["nbgrader"]["student"]
+        self.db_url = resources["nbgrader"]["db_url"]
+        with Gradebook(self.db_url) as gb:
+            view = _OneTransaction(gb)
+            view.read_ahead(self.notebook_id, self.assignment_id, self.student_id)
+            self.gradebook = view
+            try:
+                nb, resources = NbGraderPreprocessor.preprocess(self, nb, resources)
+                gb.db.commit()
+            except Exception:
+                gb.db.rollback()
+                raise
+        return nb, resources
+
+
 # ---------------------------------------------------------------------------------------
 # The source assignment, prepared once
 # ---------------------------------------------------------------------------------------
@@ -538,7 +611,7 @@ class GradingEngine(LoggingConfigurable):
                     closer.start()
                     self._closing = [t for t in self._closing if t.is_alive()] + [closer]
                 # --- nbgrader's scoring pass (Autograde.autograde_preprocessors minus Execute) ---
-                scoring = [IgnorePattern(), ClearMetadataPreprocessor(), LimitOutput(), SaveAutoGrades()]
+                scoring = [IgnorePattern(), ClearMetadataPreprocessor(), LimitOutput(), _SaveAutoGradesOnce()]
                 if prepared.has_duedate:
                     # without a due date AssignLatePenalties changes nothing; it is skipped for speed
                     scoring.append(AssignLatePenalties())

@@ -155,6 +155,13 @@ class WarmPool(LoggingConfigurable):
         for _, sandbox in ready:
             sandbox.close()
 
+    def join(self, timeout: float = 40.0) -> None:
+        """After :meth:`close`: wait for start-ups under way (each closes its sandbox when it is up),
+        so that a process about to end leaves no sandbox, or cgroup, behind."""
+        deadline = time.monotonic() + timeout
+        for filler in self._fillers:
+            filler.join(timeout=max(0.0, deadline - time.monotonic()))
+
     def __enter__(self):
         return self
 

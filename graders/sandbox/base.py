@@ -38,6 +38,8 @@ def _in_sandbox_source(script: str) -> str:
 #: the trusted runner (it starts the learner's interpreter, whose source it is given)
 RUNNER_SOURCE = _in_sandbox_source("runner.py")
 LEARNER_SOURCE = _in_sandbox_source("learner.py")
+#: the warm parent bubblewrap sandboxes are forked from (standard library only, nothing to put in)
+ZYGOTE_SOURCE = (Path(__file__).parent / "zygote.py").read_text()
 
 #: Names of the limits a result may report in ``limit``.
 LIMIT_NAMES = (
@@ -150,17 +152,8 @@ class Sandbox(LoggingConfigurable):
     def start(self) -> "Sandbox":
         if self.proc is not None:
             raise SandboxError("a sandbox is started only once")
-        cmd = self.build_command()
-        kwargs = dict(
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, close_fds=True,
-        )
-        kwargs.update(self.popen_kwargs())
         self.started_at = time.monotonic()
-        try:
-            self.proc = subprocess.Popen(cmd, **kwargs)
-        except OSError as exc:
-            raise SandboxError(f"cannot start sandbox {cmd[0]!r}: {exc}") from exc
+        self.proc = self.launch()
         threading.Thread(target=self._read_stdout, daemon=True, name=f"sandbox-{self.id}-out").start()
         threading.Thread(target=self._read_stderr, daemon=True, name=f"sandbox-{self.id}-err").start()
         msg = self._next(self.startup_timeout)
@@ -174,6 +167,20 @@ class Sandbox(LoggingConfigurable):
             self.close()
             raise
         return self
+
+    def launch(self):
+        """Start the runner's process; returns it (a ``subprocess.Popen``, or an object with its
+        ``pid``, ``stdin``/``stdout``/``stderr`` byte streams, ``poll``, ``wait`` and ``kill``)."""
+        cmd = self.build_command()
+        kwargs = dict(
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, close_fds=True,
+        )
+        kwargs.update(self.popen_kwargs())
+        try:
+            return subprocess.Popen(cmd, **kwargs)
+        except OSError as exc:
+            raise SandboxError(f"cannot start sandbox {cmd[0]!r}: {exc}") from exc
 
     def claim(self) -> "Sandbox":
         """Mark the sandbox as used by one submission; a second claim is refused."""

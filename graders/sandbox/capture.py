@@ -120,9 +120,28 @@ def json_safe(data):
         return {str(k): str(v) for k, v in data.items()}
 
 
-def ipython_shell(capture, user_ns=None):
+class LateNamespace(dict):
+    """Globals whose missing names are looked up by ``resolver`` (set by their owner: the runner's
+    tests' globals resolve to the learner's notebook), so that the shell using them can be made
+    before its owner exists (``zygote.py``)."""
+
+    resolver = None
+
+    def __missing__(self, name):
+        resolver = self.resolver
+        if resolver is None:
+            raise KeyError(name)
+        return resolver(name)
+
+
+def ipython_shell(capture, user_ns=None, adopt=None):
     """An IPython shell whose display hook, display publisher and tracebacks write into ``capture``
-    (None when the sandbox's python has no IPython)."""
+    (None when the sandbox's python has no IPython).
+
+    ``adopt`` (``"learner"`` or ``"runner"``): take over the shell of that kind a warm parent made
+    ahead (``zygote.py``, before any notebook existed; nothing of a notebook ran in it), pointed at
+    ``capture``, instead of making one (a runner's has a :class:`LateNamespace`); ``user_ns`` is then
+    used only when there is none. The other shells made ahead are dropped: a process has one."""
     try:
         from IPython.core.displayhook import DisplayHook
         from IPython.core.displaypub import DisplayPublisher
@@ -130,6 +149,21 @@ def ipython_shell(capture, user_ns=None):
         from traitlets.config import Config
     except Exception:  # noqa: BLE001 - minimal pythons without IPython
         return None
+    ahead = InteractiveShell.__dict__.get("_learnhub_ahead") or {}
+    InteractiveShell._learnhub_ahead = {}
+    shell = ahead.get(adopt) if adopt else None
+    InteractiveShell.clear_instance()
+    if shell is not None:
+        shell._learnhub_capture[0] = capture
+        # what making it here would have done: instance() returns it (IPython's display() asks), and
+        # __main__ is its namespace (pickle finds the notebook's classes)
+        InteractiveShell._instance = shell
+        shell.init_sys_modules()
+        return shell
+    box = [capture]  # where the outputs go
+
+    def out():
+        return box[0]
 
     class Hook(DisplayHook):
         def start_displayhook(self):
@@ -140,8 +174,8 @@ def ipython_shell(capture, user_ns=None):
 
         def write_format_data(self, format_dict, md_dict=None):
             data = json_safe(format_dict)
-            if capture.sized(data):
-                capture.outputs.append({"output_type": "execute_result", "execution_count": self.prompt_count,
+            if out().sized(data):
+                out().outputs.append({"output_type": "execute_result", "execution_count": self.prompt_count,
                                         "data": data, "metadata": md_dict or {}})
 
         def finish_displayhook(self):
@@ -150,11 +184,11 @@ def ipython_shell(capture, user_ns=None):
     class Publisher(DisplayPublisher):
         def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
             data = json_safe(data)
-            if capture.sized(data):
-                capture.outputs.append({"output_type": "display_data", "data": data, "metadata": metadata or {}})
+            if out().sized(data):
+                out().outputs.append({"output_type": "display_data", "data": data, "metadata": metadata or {}})
 
         def clear_output(self, wait=False):
-            capture.outputs.clear()
+            out().outputs.clear()
 
     config = Config()
     # as nbgrader's Execute.extra_arguments: no history file
@@ -164,10 +198,11 @@ def ipython_shell(capture, user_ns=None):
                                       colors="NoColor", **kwargs)
 
     def showtraceback(etype, evalue, stb):
-        capture.outputs.append({"output_type": "error", "ename": str(etype.__name__), "evalue": str(evalue),
+        out().outputs.append({"output_type": "error", "ename": str(etype.__name__), "evalue": str(evalue),
                                 "traceback": stb})
 
     shell._showtraceback = showtraceback
+    shell._learnhub_capture = box
     if hasattr(shell, "_tee"):
         # IPython >= 9 copies every write of a cell into its output history (for %history -o),
         # without a cap: a cell printing in a loop would exhaust the memory limit long before

@@ -59,7 +59,7 @@ _state = {"count": 0}
 os.environ.setdefault("NBGRADER_EXECUTION", "autograde")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-shell = ipython_shell(capture)
+shell = ipython_shell(capture, adopt="learner")  # the warm parent's, when there is one (zygote.py)
 HAVE_IPYTHON = shell is not None
 namespace = shell.user_ns if HAVE_IPYTHON else {"__name__": "__main__"}
 

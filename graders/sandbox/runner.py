@@ -10,7 +10,7 @@ Two interpreters, so that what the learner's code does cannot decide the score:
 * the **learner's interpreter** (``learner.py``, a child of this process, its pipes the only channel)
   runs every cell that is not a test — the learner's answers and the instructor's set-up cells;
 * **this interpreter** runs the test cells (nbgrader's autograder tests). Their names resolve to the
-  learner's namespace through :class:`Namespace` — values cross as values, other objects as handles
+  learner's namespace through the tests' globals (``_lookup``) — values cross as values, other objects as handles
   (``wire.py``) — and the built-in names are always this interpreter's own. Test code never reaches
   the learner's interpreter, the outputs of a test cell are written here, and this process is not
   dumpable (``PR_SET_DUMPABLE``), so that the learner's code, which runs as the same user, cannot
@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 
-from learnhub.graders.sandbox.capture import OutputCapture, ipython_shell  # the grader puts the sources of
+from learnhub.graders.sandbox.capture import LateNamespace, OutputCapture, ipython_shell  # the grader puts the sources of
 from learnhub.graders.sandbox.wire import (  # capture.py and wire.py here
     Connection, Decoder, Encoder, PeerGone, WireError, is_mutable_value, update_in_place,
 )
@@ -43,19 +43,19 @@ LIMITS = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 LEARNER_SOURCE = sys.argv[2] if len(sys.argv) > 2 else ""
 
 
-def _not_dumpable():
+def _set_dumpable(flag):
     # The learner's code runs as this process's user: without this it could ptrace this process,
     # or read its memory and file descriptors through /proc.
     try:
         import ctypes
 
         PR_SET_DUMPABLE = 4
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, flag, 0, 0, 0)
     except Exception:  # noqa: BLE001 - not Linux: nothing to do
         pass
 
 
-_not_dumpable()
+_set_dumpable(0)
 for _name, _value in (("RLIMIT_CPU", LIMITS.get("cpu_time")), ("RLIMIT_AS", LIMITS.get("memory"))):
     if _value:
         try:
@@ -79,9 +79,90 @@ def _send_grader(obj):
 
 # -- the learner's interpreter ----------------------------------------------------------------
 
-_learner = subprocess.Popen([sys.executable, "-I", "-c", LEARNER_SOURCE, json.dumps(LIMITS)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-                            text=True, encoding="utf-8", bufsize=1)
+def _warm_imports():
+    # What both interpreters import, imported once here before the learner's interpreter is forked
+    # from this one: a fork shares it, a new python would import it again (a third of a sandbox's
+    # start-up). Nothing has run yet that the learner may not see: no test has arrived.
+    try:
+        import IPython.core.displayhook  # noqa: F401
+        import IPython.core.displaypub  # noqa: F401
+        import IPython.core.interactiveshell  # noqa: F401
+        import traitlets.config  # noqa: F401
+    except Exception:  # noqa: BLE001 - minimal pythons without IPython: the learner does without
+        pass
+
+
+class _Learner:
+    """The learner's interpreter: a fork of this process, before any test code has reached it, running
+    ``learner.py``'s source in a fresh ``__main__``, with its own pipe pair to this process on its
+    fds 0/1 and no other descriptor of ours (not the pipes to the grader)."""
+
+    def __init__(self, source, argument):
+        to_child, from_parent = os.pipe()
+        to_parent, from_child = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the learner's interpreter
+            status = 70
+            try:
+                os.dup2(to_child, 0)
+                os.dup2(from_child, 1)
+                os.closerange(3, _max_fd())
+                _set_dumpable(1)  # as a new python would be; this process's memory holds no secret
+                import types
+
+                main = types.ModuleType("__main__")
+                main.__dict__["__builtins__"] = builtins
+                sys.modules["__main__"] = main
+                sys.argv = ["-c", argument]
+                exec(compile(source, "<string>", "exec"), main.__dict__)
+                status = 0
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # noqa: BLE001 - as python -c would: the traceback on stderr
+                import traceback
+
+                try:
+                    traceback.print_exc()
+                except BaseException:  # noqa: BLE001
+                    pass
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(to_child)
+        os.close(from_child)
+        self.pid = pid
+        self.returncode = None
+        self.stdin = os.fdopen(from_parent, "w", encoding="utf-8", buffering=1)
+        self.stdout = os.fdopen(to_parent, "r", encoding="utf-8", newline="\n")
+
+    def wait(self, timeout=None):
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG if deadline is not None else 0)
+            except ChildProcessError:
+                self.returncode = 0
+                break
+            if pid:
+                self.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                break
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired("learner", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+
+def _max_fd():
+    try:
+        return max(int(fd) for fd in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        return 1024
+
+
+_warm_imports()
+_learner = _Learner(LEARNER_SOURCE, json.dumps(LIMITS))
 #: what the learner's interpreter did that it should not have (machinery it changed, protocol it broke)
 tampered = []
 _state = {"count": 0, "remote": 0, "in_test": False, "broken": None}
@@ -301,19 +382,18 @@ class Handle:
     __abs__ = __int__ = __float__ = __index__ = __round__ = _refuse
 
 
-class Namespace(dict):
-    """The test cells' globals: their own names first, then the learner's notebook, by value.
+def _lookup(name):
+    """A name the test cells' globals (a ``LateNamespace``) do not have: their own names come first,
+    then the learner's notebook, by value.
 
     Built-in names are never looked up in the notebook: learner code that rebinds ``isinstance``,
     ``len`` or ``AssertionError`` changes its own cells, not the tests."""
-
-    def __missing__(self, name):
-        if not isinstance(name, str) or hasattr(builtins, name) or name.startswith("__") and name.endswith("__"):
-            raise KeyError(name)
-        reply = _ask({"op": "lookup", "name": name})
-        if reply.get("missing"):
-            raise KeyError(name)
-        return _decode(reply["value"])
+    if not isinstance(name, str) or hasattr(builtins, name) or name.startswith("__") and name.endswith("__"):
+        raise KeyError(name)
+    reply = _ask({"op": "lookup", "name": name})
+    if reply.get("missing"):
+        raise KeyError(name)
+    return _decode(reply["value"])
 
 
 def _answer_learner(request):
@@ -347,8 +427,11 @@ if _ready.get("type") != "ready":
 
 os.environ.setdefault("NBGRADER_EXECUTION", "autograde")
 os.environ.setdefault("MPLBACKEND", "Agg")
-namespace = Namespace({"__name__": "__main__", "__builtins__": builtins})
-shell = ipython_shell(capture, namespace)
+shell = ipython_shell(capture, LateNamespace({"__name__": "__main__", "__builtins__": builtins}), adopt="runner")
+namespace = shell.user_ns if shell is not None else LateNamespace({"__name__": "__main__", "__builtins__": builtins})
+if type(namespace).__name__ != "LateNamespace" or namespace.get("__builtins__") is not builtins:
+    raise SystemExit("the tests' namespace is not the runner's")
+namespace.resolver = _lookup
 sys.stdout, sys.stderr = capture.stream("stdout"), capture.stream("stderr")
 sys.stdin = open(os.devnull)
 os.chdir(LIMITS.get("workdir") or os.getcwd())

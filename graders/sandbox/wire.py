@@ -36,6 +36,13 @@ def _np():
         return None
 
 
+def _np_loaded():
+    """numpy, when this process has imported it (else nothing can be a numpy value here): checking a
+    value must not import numpy, which costs a learner's interpreter more than its start-up."""
+    import sys
+    return sys.modules.get("numpy")
+
+
 def _pd():
     import sys
     if "pandas" not in sys.modules:  # only a process that uses pandas pays for importing it
@@ -120,7 +127,7 @@ class Encoder:
             return {"$dec": str(obj)}
         if isinstance(obj, fractions.Fraction):
             return {"$frac": [obj.numerator, obj.denominator]}
-        np = _np()
+        np = _np_loaded()
         if np is not None:
             if isinstance(obj, np.ndarray) and obj.dtype.kind in "biufcSUmM" and not obj.dtype.fields:
                 self.items += obj.size
@@ -287,7 +294,7 @@ def update_in_place(original, new):
     elif isinstance(original, bytearray) and isinstance(new, (bytes, bytearray)):
         original[:] = new
     else:
-        np = _np()
+        np = _np_loaded()
         if np is not None and isinstance(original, np.ndarray) and isinstance(new, np.ndarray) \
                 and original.shape == new.shape and original.flags.writeable:
             original[...] = new
@@ -301,7 +308,7 @@ def is_mutable_value(obj):
     """Values whose changes by learner code are copied back to the test's object."""
     if isinstance(obj, (list, dict, set, bytearray)):
         return True
-    np = _np()
+    np = _np_loaded()
     return np is not None and isinstance(obj, np.ndarray)
 
 

@@ -102,13 +102,15 @@ def main(argv=None) -> int:
     a = baseline(args.baseline, work)
     hub = LearnhubProcess(work / "data", f"sqlite:///{work / 'learnhub.sqlite'}",
                           f"sqlite:///{work / 'hub.sqlite'}",
-                          extra_env={"LEARNHUB_GRADER_WORKERS": "2", "LEARNHUB_GRADER_POOL_SIZE": "2"}).start()
+                          extra_env={"LEARNHUB_GRADER_WORKERS": "2", "LEARNHUB_GRADER_POOL_SIZE": "2"},
+                          demo=True).start()  # the demo course is the one measured
     try:
         sign_up(hub, "bench", "correct-horse-battery")
         log_in(hub, "bench", "correct-horse-battery")
-        hub.hub_api("POST", f"/groups/course-{COURSE}-learners")
-        hub.hub_api("POST", f"/groups/course-{COURSE}-learners/users", json={"users": ["bench"]})
         token = hub.user_token("bench")
+        # learners enroll through the courses service (as in JupyterLab)
+        enrolled = hub.api("POST", f"/services/courses/api/courses/{COURSE}/enrollments", token=token)
+        assert enrolled.status_code == 201, enrolled.text
         for _ in range(3):  # warm-up: prepare the assignment in each worker, fill the pools
             asyncio.run(submit_and_wait(hub, token, notebook))
         time.sleep(2)
