@@ -40,6 +40,8 @@ class LtiRunner:
                                  user_name=self._member_name)
         self.passback = GradePassback(service.session_factory, self.client, self.settings)
         self._last_roster = 0.0
+        self._not_yet: dict[str, float] = {}
+        self.user_recheck_seconds = 30.0
 
     def _member_name(self, platform: dict, member: dict) -> str:
         # NRPS members carry the same user id (``user_id`` = the launch's ``sub``) and often email/name
@@ -60,6 +62,20 @@ class LtiRunner:
                                    .limit(200)).all()
             return [(r.course_id, r.user_name, r.role) for r in rows]
 
+    async def mirror_pending(self) -> None:
+        """Mirror enrollments not yet in hub groups. Members a roster sync enrolled before their first launch
+        have no hub account yet: they are looked at again every ``user_recheck_seconds``, not every tick."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for course_id, user, role in await loop.run_in_executor(None, self.pending_mirrors):
+            if self._not_yet.get(user, 0) > now:
+                continue
+            if await self.service.groups.user_exists(user) is False:
+                self._not_yet[user] = now + self.user_recheck_seconds
+                continue
+            if not await self.service.mirror(course_id, user, role):
+                return  # the hub does not answer: the next tick (or the reconciliation) tries again
+
     def linked_contexts(self) -> list[str]:
         with session_scope(self.service.session_factory) as session:
             return list(session.scalars(select(lm.LtiContext.id).where(lm.LtiContext.memberships_url != "")))
@@ -71,9 +87,7 @@ class LtiRunner:
                 await loop.run_in_executor(None, self.run_once)
                 # enrollments the hub made at launch (it cannot reach the hub's group API itself) and the
                 # roster syncs made: into the course groups now, not at the next reconciliation
-                for course_id, user, role in await loop.run_in_executor(None, self.pending_mirrors):
-                    if not await self.service.mirror(course_id, user, role):
-                        break
+                await self.mirror_pending()
                 if self.settings.roster_sync_interval > 0 and loop.time() - self._last_roster >= self.settings.roster_sync_interval:
                     self._last_roster = loop.time()
                     for context_pk in await loop.run_in_executor(None, self.linked_contexts):
@@ -195,8 +209,7 @@ class RosterSyncHandler(LtiHandler):
                 raise APIError(exc.status, exc.message)
             except PlatformUnavailable as exc:
                 raise APIError(502, f"the LMS did not answer the roster request: {exc}")
-        for c_id, user, role in await loop.run_in_executor(None, self.lti.pending_mirrors):
-            await self.service.mirror(c_id, user, role)
+        await self.lti.mirror_pending()
         self.write_json({"contexts": results})
 
 
