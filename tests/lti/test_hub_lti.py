@@ -215,3 +215,43 @@ def test_tool_configuration_and_jwks(hub):
     assert keys and all(k["kty"] == "RSA" and "d" not in k for k in keys)  # public halves only
     key_file = hub.data_dir / "lti" / "keys.json"
     assert (key_file.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_second_lms_registered_through_the_admin_api_launches_too(hub, lms, linked):
+    other = Platform(client_id="tool-at-canvas", deployment_id="canvas-dep-7").start()
+    try:
+        other.redirect_uris.add(f"{hub.url}/hub/lti/launch")
+        registration = other.registration(name="Second LMS", username_prefix="c2-")
+        someone = hub.user_token("prof")  # an instructor of another course, not an admin
+        assert hub.api("POST", f"{COURSES}/lti/platforms", token=someone, json=registration).status_code == 403
+        added = hub.api("POST", f"{COURSES}/lti/platforms", token=hub.admin_token, json=registration)
+        assert added.status_code == 201, added.text
+        assert hub.api("POST", f"{COURSES}/lti/platforms", token=hub.admin_token, json=registration).status_code == 409
+        bad = hub.api("POST", f"{COURSES}/lti/platforms", token=hub.admin_token, json={**registration, "jwks_url": "x"})
+        assert bad.status_code == 422 and "jwks_url" in bad.json()["error"]["message"]
+        listed = hub.api("GET", f"{COURSES}/lti/platforms", token=hub.admin_token).json()["items"]
+        assert {(p["issuer"], p["source"]) for p in listed} == {(lms.issuer, "config"), (other.issuer, "api")}
+
+        launched = other.launch(requests.Session(), f"{hub.url}/hub/lti/login",
+                                other.claims("prof", "instructor", context_id="c2-course", title="Second course"))
+        assert launched.status_code == 302, launched.text
+        course = launched.headers["Location"].rsplit("/", 1)[-1]
+        assert course.startswith("ds101-") and course != COURSE  # a new course, for c2-prof
+        assert role_of_in(hub, course, "c2-prof") == "instructor"
+        # its instructor sees the link and chooses the best score for the gradebook
+        prof = hub.user_token("c2-prof")
+        (link,) = hub.api("GET", f"{COURSES}/courses/{course}/lti", token=prof).json()["items"]
+        assert (link["context_id"], link["roster_sync"], link["grade_passback"]) == ("c2-course", True, True)
+        changed = hub.api("PATCH", f"{COURSES}/lti/contexts/{link['id']}", token=prof, json={"score_policy": "best"})
+        assert changed.status_code == 200 and changed.json()["score_policy"] == "best"
+        assert hub.api("PATCH", f"{COURSES}/lti/contexts/{link['id']}", token=prof,
+                       json={"score_policy": "worst"}).status_code == 422
+        assert hub.api("PATCH", f"{COURSES}/lti/contexts/{link['id']}", token=someone,
+                       json={"score_policy": "latest"}).status_code in (403, 404)
+    finally:
+        other.stop()
+
+
+def role_of_in(hub, course, user):
+    rows = hub.api("GET", f"{COURSES}/courses/{course}/enrollments", token=hub.admin_token).json()["items"]
+    return {r["user"]: r["role"] for r in rows}.get(user)
