@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (("grade", "grade one submission locally with the learnhub engine"),
                             ("course", "manage course content (course import DIR)"),
-                            ("recommender", "recommender tools (recommender evaluate)")):
+                            ("recommender", "recommender tools (recommender evaluate)"),
+                            ("lti", "LTI 1.3 tool administration (lti keys [--rotate])")):
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
@@ -294,6 +295,7 @@ DELEGATES = {
     "grade": "learnhub.graders.cli",
     "course": "learnhub.extensions.courses.cli",
     "recommender": "learnhub.recommender.cli",
+    "lti": "learnhub.lti.cli",
 }
 
 

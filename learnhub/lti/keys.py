@@ -69,6 +69,15 @@ class ToolKeys:
             self._write(keys[:keep])
         return keys[0]["kid"]
 
+    def retire(self, keep: int = 1) -> list[str]:
+        """Stop publishing all but the ``keep`` newest keys (no new key). Returns the kids retired."""
+        if keep < 1:
+            raise ValueError("keep must be at least 1 (the signing key)")
+        with self._locked():
+            keys = json.loads(self.path.read_text())["keys"] if self.path.is_file() else []
+            self._write(keys[:keep] or [_new_key()])
+        return [k["kid"] for k in keys[keep:]]
+
     @property
     def current(self) -> dict:
         return self.keys()[0]

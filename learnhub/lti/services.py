@@ -4,6 +4,7 @@ signed deep linking response. No web code: the courses service runs these from h
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -213,17 +214,20 @@ class GradePassback:
         # only graded submissions go to the gradebook: checks and executions are practice
         if not event.course_id or not assignment or context.get("mode", "grade") != "grade":
             return
-        if session.scalar(select(lm.LtiScore.id).where(lm.LtiScore.event_id == event.id)) is not None:
-            return  # the feed repeats at most a batch after a crash: the event's id keeps it once
         links = session.scalars(select(lm.LtiContext).where(lm.LtiContext.course_id == event.course_id,
                                                             lm.LtiContext.lineitems_url != "")).all()
         for link in links:
+            # one row per event (and per LMS course, when several are linked to one learnhub course): the
+            # feed repeats at most a batch after a crash, and this key keeps each score once
+            key = event.id if len(links) == 1 else hashlib.sha256(f"{event.id}|{link.id}".encode()).hexdigest()
+            if session.scalar(select(lm.LtiScore.id).where(lm.LtiScore.event_id == key)) is not None:
+                continue
             member = session.scalar(select(lm.LtiMember).where(lm.LtiMember.context_pk == link.id,
                                                                lm.LtiMember.user_name == event.actor))
             if member is None:
                 continue
             result = event.result or {}
-            session.add(lm.LtiScore(event_id=event.id if len(links) == 1 else f"{event.id}|{link.id}"[:64],
+            session.add(lm.LtiScore(event_id=key,
                                     context_pk=link.id, course_id=event.course_id, assignment_id=assignment,
                                     user_name=event.actor, sub=member.sub, score=float(result.get("score") or 0),
                                     max_score=float(result.get("max_score") or 0), graded_at=event.time))

@@ -167,3 +167,23 @@ def test_tool_keys_are_private_and_rotate(tool_keys):
     assert (tool_keys.path.stat().st_mode & 0o777) == 0o600
     tool_keys.rotate(keep=1)
     assert len(tool_keys.jwks()["keys"]) == 1
+
+
+def test_the_keys_command_rotates_and_retires(tmp_path, capsys):
+    import json
+
+    from learnhub.cli import main
+
+    data = str(tmp_path / "keysdata")
+    assert main(["lti", "keys", "--data-dir", data]) == 0
+    first = json.loads(capsys.readouterr().out)["keys"]
+    assert len(first) == 1 and "d" not in first[0]
+    assert main(["lti", "keys", "--rotate", "--data-dir", data]) == 0
+    capsys.readouterr()
+    assert main(["lti", "keys", "--data-dir", data]) == 0
+    both = [k["kid"] for k in json.loads(capsys.readouterr().out)["keys"]]
+    assert len(both) == 2 and both[1] == first[0]["kid"]
+    assert main(["lti", "keys", "--retire", "--data-dir", data]) == 0
+    assert first[0]["kid"] in capsys.readouterr().out
+    assert main(["lti", "keys", "--data-dir", data]) == 0
+    assert [k["kid"] for k in json.loads(capsys.readouterr().out)["keys"]] == both[:1]
