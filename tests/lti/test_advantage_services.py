@@ -177,3 +177,20 @@ def test_deep_linking_response_is_signed_by_the_tool(tool_keys, lms):
     (item,) = claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
     assert item["custom"] == {"learnhub_course": "c1", "learnhub_assignment": "hw1"}
     assert item["lineItem"]["resourceId"] == "hw1"
+
+
+def test_a_repeated_feed_queues_nothing_twice_even_with_two_linked_lms_courses(course, lms, launch_engine, passback,
+                                                                                db_session_factory):
+    from learnhub.models import EventCursor
+
+    for sub, role in (("prof", "instructor"), ("ann", "learner")):  # a second LMS course, same learnhub course
+        claims = lms.claims(sub, role, context_id="course-102", custom={"learnhub_course": course["id"]})
+        id_token, state = in_process_launch(launch_engine, lms, claims)
+        assert launch_engine.apply_launch(launch_engine.validate_launch(id_token, state)).course_id == course["id"]
+    graded(db_session_factory, "ann", course["id"], "hw1", 4, 10)
+    passback.collect()
+    with session_scope(db_session_factory) as session:  # a crash before the cursor moved: the batch comes again
+        session.query(EventCursor).delete()
+    passback.collect()
+    assert passback.deliver()["sent"] == 2
+    assert sorted(s["line_item"].split("/ags/")[1].split("/")[0] for s in lms.scores) == ["course-101", "course-102"]
