@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from conftest import in_process_launch
+from ltitools import in_process_launch
 from sqlalchemy import select
 
 from learnhub.db import session_scope

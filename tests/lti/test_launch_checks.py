@@ -10,7 +10,7 @@ import time
 
 import jwt
 import pytest
-from conftest import in_process_launch
+from ltitools import in_process_launch
 from lms_platform import new_rsa_key
 from sqlalchemy import select
 
