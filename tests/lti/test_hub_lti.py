@@ -213,6 +213,7 @@ def test_tool_configuration_and_jwks(hub):
     assert config["oidc_initiation_url"] == f"{hub.url}/hub/lti/login"
     keys = requests.get(config["jwks_url"], timeout=30).json()["keys"]
     assert keys and all(k["kty"] == "RSA" and "d" not in k for k in keys)  # public halves only
+    assert f"{hub.url}/hub/lti/config" in hub.log_tail(lines=100_000)  # learnhub up says where it is
     key_file = hub.data_dir / "lti" / "keys.json"
     assert (key_file.stat().st_mode & 0o777) == 0o600
 
