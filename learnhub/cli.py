@@ -220,6 +220,9 @@ def cmd_up(args) -> int:
                f"{', '.join(admins) or 'none by name (LearnhubSettings.admin_users)'}\n"
                f"  the API token of '{credentials['username']}' is in {settings.credentials_file}"
                f"{', created now' if created else ''}\n")
+    if settings.authenticator == "lti":
+        how += (f"  LMS admins register the tool with the URLs and keys at {settings.public_url}/hub/lti/config "
+                f"(docs/lti.md)\n")
     print(f"\nlearnhub is serving on {settings.public_url}\n{how}  stop with Ctrl-C\n", flush=True)
     status = hub.wait()
     return 0 if status in (0, -signal.SIGINT, -signal.SIGTERM) else status
@@ -285,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (("grade", "grade one submission locally with the learnhub engine"),
                             ("course", "manage course content (course import DIR)"),
-                            ("recommender", "recommender tools (recommender evaluate)")):
+                            ("recommender", "recommender tools (recommender evaluate)"),
+                            ("lti", "LTI 1.3 tool administration (lti keys [--rotate | --retire])")):
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
@@ -294,6 +298,7 @@ DELEGATES = {
     "grade": "learnhub.graders.cli",
     "course": "learnhub.extensions.courses.cli",
     "recommender": "learnhub.recommender.cli",
+    "lti": "learnhub.lti.cli",
 }
 
 

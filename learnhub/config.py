@@ -23,7 +23,7 @@ from traitlets.config import Configurable, Config, PyFileConfigLoader
 AUTHENTICATORS = {
     "native": "learnhub-native",
     "oauth": "learnhub.oidc.LearnhubOIDCAuthenticator",
-    "lti": "ltiauthenticator.lti13.auth.LTI13Authenticator",
+    "lti": "learnhub.lti.auth.LearnhubLTIAuthenticator",
 }
 SPAWNERS = {
     "local": "learnhub-sandboxed",
@@ -139,7 +139,7 @@ class LearnhubSettings(Configurable):
         ``oauth`` (any OpenID Connect provider: ``learnhub.oidc.LearnhubOIDCAuthenticator``, a
         GenericOAuthenticator; configure ``c.LearnhubOIDCAuthenticator`` / ``c.GenericOAuthenticator``,
         docs/authentication.md),
-        ``lti`` (LTI 1.3 from an LMS, configure ``c.LTI13Authenticator``), or the import path
+        ``lti`` (LTI 1.3 Advantage from an LMS, configure ``c.LtiSettings``; docs/lti.md), or the import path
         of any JupyterHub Authenticator class. Env: LEARNHUB_AUTHENTICATOR. Names: {sorted(AUTHENTICATORS)}."""
     ).tag(config=True)
 

@@ -235,6 +235,12 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
             public = settings.public_url.rstrip("/")
             c.GenericOAuthenticator.oauth_callback_url = f"{public}/hub/oauth_callback"
             c.LearnhubOIDCAuthenticator.post_logout_redirect_url = f"{public}/hub/login"
+    elif settings.authenticator == "lti":
+        # learnhub's own LTI 1.3 tool (docs/lti.md): it links courses and enrolls people in learnhub's
+        # database and keeps its signing keys in the data dir.
+        c.LearnhubLTIAuthenticator.db_url = settings.db_url
+        c.LearnhubLTIAuthenticator.data_dir = settings.data_dir
+        c.LearnhubLTIAuthenticator.public_url = settings.public_url
 
     c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"

@@ -12,6 +12,7 @@ from learnhub.db import session_scope
 from learnhub.service import ServiceApp
 
 from . import handlers as h
+from . import lti
 from . import models as m
 from . import openapi
 from .catalog import Enrollments
@@ -94,6 +95,7 @@ class CoursesService(ServiceApp):
         self.groups = CourseGroupMirror(self.hub_api)
         self.sources = SourceLocator(self.source_roots)
         self.grades = GradeRecorder(self.session_factory)
+        self.lti = lti.LtiRunner(self)
         self._tasks: list[asyncio.Task] = []
 
     def api_handlers(self) -> list[tuple]:
@@ -114,7 +116,7 @@ class CoursesService(ServiceApp):
             (ASSIGNMENT + r"/feedback", h.FeedbackHandler),
             (ASSIGNMENT + r"/extensions", h.ExtensionsHandler),
             (ASSIGNMENT + r"/extensions/(?P<user>[^/]+)", h.ExtensionHandler),
-        ]
+        ] + lti.handlers(COURSE)
 
     def openapi_paths(self) -> dict:
         return openapi.paths()
@@ -178,7 +180,8 @@ class CoursesService(ServiceApp):
 
     async def on_start(self) -> None:
         self._tasks = [asyncio.create_task(self._reconcile_forever()),
-                       asyncio.create_task(self._record_grades_forever())]
+                       asyncio.create_task(self._record_grades_forever()),
+                       asyncio.create_task(self.lti.forever())]
 
     async def on_stop(self) -> None:
         for task in self._tasks:

@@ -154,4 +154,43 @@ def _paths() -> dict:
             "delete": {"summary": "Withdraw one learner's extension (staff)",
                        "responses": {"204": {"description": "withdrawn"}, **errors(401, 403, 404)}},
         },
+        # LTI 1.3 Advantage (docs/lti.md)
+        "/api/lti/platforms": {
+            "get": {"summary": "The registered LMSs (admins)", "responses": {"200": LIST, **errors(401, 403)}},
+            "post": {"summary": "Register an LMS: issuer, client_id, endpoints, deployment_ids (admins)",
+                     "responses": {"201": {"description": "the platform"}, **errors(400, 401, 403, 409, 422)}},
+        },
+        "/api/lti/platforms/{platform_id}": {
+            "parameters": [{"name": "platform_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "patch": {"summary": "Change a registered LMS (admins; not those from learnhub_config.py)",
+                      "responses": {"200": {"description": "the platform"}, **errors(401, 403, 404, 409, 422)}},
+            "delete": {"summary": "Unregister an LMS (admins)",
+                       "responses": {"204": {"description": "removed"}, **errors(401, 403, 404, 409)}},
+        },
+        "/api/lti/contexts/{context_pk}": {
+            "parameters": [{"name": "context_pk", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "patch": {"summary": "Set a linked LMS course's score_policy (instructors) or relink its course_id (admins)",
+                      "responses": {"200": {"description": "the link"}, **errors(401, 403, 404, 422)}},
+        },
+        "/api/courses/{course_id}/lti": {
+            "parameters": [C],
+            "get": {"summary": "The LMS courses linked to this course (staff)", "responses": {"200": LIST, **errors(401, 403, 404)}},
+        },
+        "/api/courses/{course_id}/lti/roster-sync": {
+            "parameters": [C],
+            "post": {"summary": "Sync the roster from the LMS now (NRPS; instructors): new members enrolled, "
+                                "dropped ones marked inactive",
+                     "responses": {"200": {"description": "counts per linked LMS course"}, **errors(401, 403, 404, 409, 502)}},
+        },
+        "/api/courses/{course_id}/lti/scores": {
+            "parameters": [C],
+            "get": {"summary": "The grade passback outbox (staff): each graded submission's score and its delivery",
+                    "parameters": [q("status", "pending|sent|failed")],
+                    "responses": {"200": LIST, **errors(401, 403, 404, 422)}},
+        },
+        "/api/courses/{course_id}/lti/scores/retry": {
+            "parameters": [C],
+            "post": {"summary": "Send failed scores again (instructors); body {id} for one",
+                     "responses": {"200": {"description": "{requeued: n}"}, **errors(401, 403, 404)}},
+        },
     }

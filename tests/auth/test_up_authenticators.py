@@ -16,14 +16,13 @@ from oidctools import http_login, oidc_config, openid_provider, set_user
 
 pytestmark = pytest.mark.hub
 
-#: An LTI 1.3 platform's settings (ltiauthenticator checks nothing of them until a launch): the hub
-#: must start with them; launches are tested with the LTI tests.
+#: An LTI 1.3 platform's registration (nothing is fetched from it until a launch): the hub must start
+#: with it; launches are tested in tests/lti/.
 LTI_CONFIG = """
 c.LearnhubSettings.authenticator = "lti"
-c.LTI13Authenticator.issuer = "http://127.0.0.1:9/lms"
-c.LTI13Authenticator.client_id = {"learnhub-tool"}
-c.LTI13Authenticator.authorize_url = "http://127.0.0.1:9/lms/auth"
-c.LTI13Authenticator.jwks_endpoint = "http://127.0.0.1:9/lms/jwks"
+c.LtiSettings.platforms = [{"issuer": "http://127.0.0.1:9/lms", "client_id": "learnhub-tool",
+                            "auth_login_url": "http://127.0.0.1:9/lms/auth", "auth_token_url": "http://127.0.0.1:9/lms/token",
+                            "jwks_url": "http://127.0.0.1:9/lms/jwks", "deployment_ids": ["1"]}]
 """
 
 

@@ -93,7 +93,10 @@ def test_admin_users_from_config(monkeypatch, tmp_path):
 
 def test_lti_and_class_paths(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "d1", LEARNHUB_AUTHENTICATOR="lti")
-    assert c.JupyterHub.authenticator_class == "ltiauthenticator.lti13.auth.LTI13Authenticator"
+    assert c.JupyterHub.authenticator_class == "learnhub.lti.auth.LearnhubLTIAuthenticator"
+    # the LTI tool writes learnhub's database and keeps its keys in the data dir
+    assert c.LearnhubLTIAuthenticator.data_dir == str((tmp_path / "d1").resolve())
+    assert c.LearnhubLTIAuthenticator.db_url.endswith("learnhub.sqlite")
     c = load_hub_config(monkeypatch, tmp_path / "d2",
                         LEARNHUB_SPAWNER="jupyterhub.spawner.SimpleLocalProcessSpawner")
     assert c.JupyterHub.spawner_class == "jupyterhub.spawner.SimpleLocalProcessSpawner"
