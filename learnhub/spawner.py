@@ -219,7 +219,7 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         if self._cgroup_name:
             state["cgroup"] = self._cgroup_name
         if self._fence is not None:
-            state["fence"] = self._fence.state()
+            state["fence"] = {**self._fence.state(), "port": self.port}
         if self._mounted:
             state["mounted_home"] = self._mounted
         return state
