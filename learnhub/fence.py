@@ -34,6 +34,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 TABLE = "learnhub_fence"
+#: bumped when the rules change: a table of another version is replaced at the next start
+RULES_VERSION = "learnhub fence 2"
 PREFIX = "lhf"
 STATE_DIR = Path("/run/learnhub")
 NETNS_DIR = Path("/run/netns")
@@ -81,6 +83,7 @@ def _ruleset() -> str:
     # elements of the two sets, keyed by the host end of its veth.
     return f"""
 table inet {TABLE} {{
+    comment "{RULES_VERSION}"
     set allowed {{ type ifname . inet_service; }}
     set internet {{ type ifname; }}
     chain pre {{
@@ -110,8 +113,14 @@ table inet {TABLE} {{
 
 
 def _ensure_table() -> None:
-    if _run("nft", "list", "table", "inet", TABLE, check=False).returncode != 0:
-        _run("nft", "-f", "-", input=_ruleset())
+    listed = _run("nft", "list", "table", "inet", TABLE, check=False)
+    if listed.returncode == 0 and RULES_VERSION in listed.stdout:
+        return
+    if listed.returncode == 0:
+        # Rules of an older learnhub: servers fenced by them lose their hub port until restarted.
+        log.warning("Replacing the nftables table %s of an older version", TABLE)
+        _run("nft", "delete", "table", "inet", TABLE)
+    _run("nft", "-f", "-", input=_ruleset())
 
 
 def _sysctl(path: str, value: str) -> None:
@@ -125,6 +134,23 @@ def _stale(name: str) -> bool:
     """A namespace of a server that is gone (the hub was killed before it could stop it)."""
     done = _run("ip", "netns", "pids", name, check=False)
     return done.returncode == 0 and not done.stdout.strip()
+
+
+def _forget(host_if: str) -> None:
+    """Remove every element of ``host_if`` (left by a hub killed before it stopped its servers): a reused
+    slot must not inherit the ports another hub allowed."""
+    import json
+
+    listed = _run("nft", "-j", "list", "set", "inet", TABLE, "allowed", check=False)
+    if listed.returncode != 0:
+        return
+    for item in json.loads(listed.stdout).get("nftables", []):
+        for element in item.get("set", {}).get("elem", []) or []:
+            concat = element.get("concat") if isinstance(element, dict) else None
+            if concat and concat[0] == host_if:
+                _run("nft", "delete", "element", "inet", TABLE, "allowed", f"{{ {host_if} . {concat[1]} }}",
+                     check=False)
+    _run("nft", "delete", "element", "inet", TABLE, "internet", f"{{ {host_if} }}", check=False)
 
 
 class Fence:
@@ -183,6 +209,7 @@ class Fence:
             if self.internet:
                 _run(*inside, "route", "add", "default", "via", self.host_ip)
             _ensure_table()
+            _forget(self.host_if)
             for port in self.ports:
                 _run("nft", "add", "element", "inet", TABLE, "allowed", f"{{ {self.host_if} . {port} }}")
             if self.internet:

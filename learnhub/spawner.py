@@ -237,8 +237,10 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         self._mounted = state.get("mounted_home")
 
     def clear_state(self):
+        # LocalProcessSpawner.poll clears the state as soon as it finds the process gone (a stop, or
+        # the server killed by its memory limit): the server's cgroup, fence and mount go with it.
         super().clear_state()
-        self._cgroup_name, self._cgroup, self._fence, self._mounted = "", None, None, None
+        self._teardown()
 
     def _warn(self, what: str) -> None:
         message = f"{self.user.name}'s server starts WITHOUT {what} (see docs/containment.md)"
@@ -410,6 +412,10 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         return env
 
     def _teardown(self) -> None:
+        if self._cgroup is None and self._fence is None and not self._mounted:
+            return
+        self.log.info("Releasing the limits and fence of %s's server (cgroup %s, fence %s)", self.user.name,
+                      self._cgroup_name or "-", self._fence.netns if self._fence else "-")
         if self._cgroup is not None:
             cgroup = self._cgroup
             if cgroup.oom_kills():
@@ -420,7 +426,7 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         if self._fence is not None:
             self._fence.remove()
         self._unmount_home()
-        self._cgroup, self._fence, self._cgroup_name = None, None, ""
+        self._cgroup, self._fence, self._cgroup_name, self._mounted = None, None, "", None
 
     def sandbox_command(self) -> list[str]:
         """The bwrap prefix: what the server can see and do."""
@@ -496,12 +502,6 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
             raise
         finally:
             self.cmd = original
-
-    async def poll(self):
-        status = await super().poll()
-        if status is not None and self._cgroup is not None and self._cgroup.oom_kills():
-            self.limit_hit = "memory"
-        return status
 
     async def stop(self, now=False):
         try:
