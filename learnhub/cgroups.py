@@ -126,7 +126,7 @@ class Cgroup:
                     except OSError:
                         self.problems.append(f"cgroup v2: cannot enable {c} in {folder}: {exc}")
         try:
-            available = set((self.root / self.parent / "cgroup.subtree_control").read_text().split())
+            available = {c.lstrip("+") for c in (self.root / self.parent / "cgroup.subtree_control").read_text().split()}
         except OSError:
             pass
         return available & controllers

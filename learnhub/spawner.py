@@ -279,6 +279,15 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         image.parent.chmod(0o700)
         size = int(self.disk_limit)
         if not image.exists():
+            used = sum(entry.stat(follow_symlinks=False).st_size for entry in home.rglob("*"))
+            if used > size * 0.9:
+                # An existing home larger than the new cap: its files are not squeezed into an image
+                # they would not fit in; the admin raises disk_limit (or the person cleans up) first.
+                message = f"a disk limit: its home already holds {used} bytes, more than 90% of disk_limit"
+                if self.require_limits:
+                    raise RuntimeError(f"{self.user.name}'s server cannot start with {message}")
+                self._warn(message)
+                return
             with open(image, "wb") as f:
                 f.truncate(size)
             owner = f"-E root_owner={uid}:{uid}" if uid is not None else ""
