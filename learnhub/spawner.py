@@ -427,10 +427,15 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
                       self._cgroup_name or "-", self._fence.netns if self._fence else "-")
         if self._cgroup is not None:
             cgroup = self._cgroup
-            if cgroup.oom_kills():
+            kills = cgroup.oom_kills()
+            if kills and not self._stopping:
+                # The server itself is gone, not stopped by the hub: the memory limit took it.
                 self.limit_hit = "memory"
-                self.log.warning("%s's server met its memory limit (%s bytes): %d process(es) killed",
-                                 self.user.name, self.mem_limit, cgroup.oom_kills())
+                self.log.warning("%s's server was killed by its memory limit (%s bytes): %d process(es) killed",
+                                 self.user.name, self.mem_limit, kills)
+            elif kills:
+                self.log.info("%s's server met its memory limit %d time(s) (kernels killed and restarted)",
+                              self.user.name, kills)
             cgroup.remove()
         if self._fence is not None:
             self._fence.remove()
@@ -484,8 +489,17 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
     def move_certs(self, paths):
         return paths
 
+    async def progress(self):
+        # Shown on the hub's spawn page while the server starts: why the last one ended.
+        if self._previous_limit_hit == "memory":
+            yield {"progress": 5, "message": f"Your last server was stopped because it used more than its "
+                                              f"memory limit ({int(self.mem_limit or 0) // 2 ** 20} MB); "
+                                              f"starting a new one."}
+
+    _previous_limit_hit: str | None = None
+
     async def start(self):
-        self.limit_hit = None
+        self._previous_limit_hit, self.limit_hit = self.limit_hit, None
         self._prepare_home()
         try:
             self._make_cgroup()
@@ -512,9 +526,13 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         finally:
             self.cmd = original
 
+    _stopping = False
+
     async def stop(self, now=False):
+        self._stopping = True
         try:
             await super().stop(now=now)
         finally:
             # What is left (kernels the server did not stop) goes with the cgroup.
             await asyncio.get_running_loop().run_in_executor(None, self._teardown)
+            self._stopping = False

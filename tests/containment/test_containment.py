@@ -329,3 +329,42 @@ def test_fetch_and_submit_through_the_hub_still_work(hub, ada):
     submitted = lab("POST", f"assignments/{COURSE}/{ASSIGNMENT}/submit")
     assert submitted.status_code == 201, submitted.text
     assert submitted.json()["user"] == "ada"
+
+
+def test_a_server_killed_by_its_memory_limit_says_why_at_the_next_start(hub, bob):
+    carol = Learner(hub, "carol")
+    # Make the server itself the OOM killer's choice (a process may raise the badness of its own
+    # uid's processes), then exhaust the memory: the whole server goes, as when the server's own
+    # memory (a large notebook file, an extension) meets the limit.
+    carol.run("import os\nopen(f'/proc/{os.getppid()}/oom_score_adj', 'w').write('1000')\n"
+              "x = b'x' * (1024 ** 3)", timeout=120)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not hub.hub_api("GET", "/users/carol").json()["servers"]:
+            break
+        time.sleep(1)
+    assert not hub.hub_api("GET", "/users/carol").json()["servers"], "the hub noticed the server gone"
+    others_work(hub, bob)
+    assert "carol's server was killed by its memory limit" in hub.log_tail(400)
+    # Start it again as the spawn page does, and read the page's progress events while it starts.
+    import threading
+
+    started = []
+    threading.Thread(target=lambda: started.append(hub.hub_api("POST", "/users/carol/server").status_code)).start()
+    messages = []
+    deadline = time.monotonic() + 60
+    while not messages and time.monotonic() < deadline:
+        with requests.get(f"{hub.url}/hub/api/users/carol/server/progress", stream=True, timeout=180,
+                          headers={"Authorization": f"token {hub.admin_token}"}) as events:
+            if events.status_code != 200:
+                time.sleep(0.1)
+                continue
+            for line in events.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    messages.append(event.get("message", ""))
+                    if event.get("ready") or event.get("failed"):
+                        break
+    assert any("memory limit (400 MB)" in m for m in messages), messages
+    start_server(hub, "carol")
+    assert started and started[0] in (201, 202)
