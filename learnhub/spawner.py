@@ -222,6 +222,9 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
             state["fence"] = {**self._fence.state(), "port": self.port}
         if self._mounted:
             state["mounted_home"] = self._mounted
+        if self.limit_hit:
+            # Kept past the stop (the hub makes a new Spawner for the next start): the spawn page says it.
+            state["limit_hit"] = self.limit_hit
         return state
 
     def load_state(self, state):
@@ -235,6 +238,7 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
             self._fence = Fence(fence["slot"], self.fence_subnet, fence.get("ports", []), fence.get("internet", False))
             self.ip = fence.get("ns_ip", "")
         self._mounted = state.get("mounted_home")
+        self.limit_hit = state.get("limit_hit")
 
     def clear_state(self):
         # LocalProcessSpawner.poll clears the state as soon as it finds the process gone (a stop, or
