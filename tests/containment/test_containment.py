@@ -178,10 +178,10 @@ def test_limits_are_written_per_server_and_instructors_get_more(hub, ada):
 
 
 def test_a_fork_bomb_stops_at_the_process_limit(hub, ada, bob):
-    # A real fork bomb (every child forks too), which ends by itself after 8 s.
+    # A real fork bomb (every child forks too), which ends by itself after 20 s.
     ada.value("""
 import os, time
-end = time.time() + 8
+end = time.time() + 20
 if os.fork() == 0:
     while time.time() < end:
         try:
@@ -192,7 +192,6 @@ if os.fork() == 0:
 print("started")
 """)
     time.sleep(2)
-    others_work(hub, bob)  # during the bomb
     # The learner's own kernel meets the limit too (a fork may slip through when a slot frees up).
     refused = ada.run("""
 import os
@@ -211,9 +210,9 @@ print('BlockingIOError' if refused else 'never refused')
     denied = int(ada.cgroup_file("pids", "pids.events").read_text().split()[-1])
     current = int(ada.cgroup_file("pids", "pids.current").read_text())
     assert denied > 0 and current <= PIDS, (denied, current)
-    assert "BlockingIOError" in refused["stdout"] or refused["error"], refused
-    time.sleep(8)
-    deadline = time.monotonic() + 30
+    assert "BlockingIOError" in refused["stdout"], refused
+    others_work(hub, bob)  # during the bomb
+    deadline = time.monotonic() + 60
     while int(ada.cgroup_file("pids", "pids.current").read_text()) > PIDS // 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     # Over: the learner's own kernel works again.
