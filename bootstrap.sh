@@ -33,6 +33,10 @@ apt_install() {  # apt_install PACKAGE WHY
 
 install_system() {
   command -v bwrap >/dev/null || apt_install bubblewrap "the sandbox for learners' servers and grading"
+  # The network fence and the size-capped homes of learners' servers (docs/containment.md).
+  command -v ip >/dev/null || apt_install iproute2 "network namespaces for learners' servers"
+  command -v nft >/dev/null || apt_install nftables "the network fence of learners' servers"
+  command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs "size-capped home folders"
   if ! command -v configurable-http-proxy >/dev/null; then
     command -v npm >/dev/null || { say "Node.js with npm is needed for the hub's proxy"; exit 1; }
     say "installing configurable-http-proxy with npm"

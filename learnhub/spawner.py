@@ -12,18 +12,42 @@ local process but starts ``jupyterhub-singleuser`` inside bubblewrap:
 * when the hub runs as root the server runs as a uid of its own,
   ``base_uid + hub user id``, which owns nothing else on the machine.
 
-Network is shared with the host: the server must reach the hub API and be
-reached by the proxy on 127.0.0.1.
+Limits and the network fence (``docs/containment.md``):
+
+* memory, CPU share and processes in a cgroup of its own (``learnhub/cgroups.py``, v1 or v2), from
+  JupyterHub's own ``mem_limit``/``cpu_limit`` and ``pids_limit``; per user group with JupyterHub's
+  ``group_overrides`` (e.g. instructors get more);
+* the home folder on a size-capped ext4 image (``disk_limit``), mounted over the home while the
+  server runs;
+* a network namespace of its own (``learnhub/fence.py``): the server reaches the hub's and the
+  proxy's ports and nothing else on the machine; the proxy reaches it on the namespace's address.
+
+Each of these needs root; without it the spawner warns loudly at every start (or refuses, with
+``require_limits``/``network_fence = "on"``).
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import resource
+import secrets
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Bool, Integer, List, Unicode, default
+from jupyterhub.traitlets import ByteSpecification
+from traitlets import Bool, Enum, Integer, List, Unicode, default
+
+from .cgroups import Cgroup
+from .fence import Fence, FenceError, fence_possible
+
+#: environment variables holding a URL the server calls on the host (rewritten to the fence's address)
+HOST_URL_VARIABLES = ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL", "LEARNHUB_PUBLIC_URL",
+                      "LEARNHUB_SERVICES_URL", "LEARNHUB_COURSES_URL")
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
 
 
 def _system_ro_paths() -> list[str]:
@@ -84,6 +108,81 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         help="More host paths to mount read-only in every sandbox (e.g. a shared dataset folder).",
     ).tag(config=True)
 
+    # ----- limits (docs/containment.md) -----
+    @default("mem_limit")
+    def _default_mem_limit(self):
+        return 2 * 1024 ** 3
+
+    @default("cpu_limit")
+    def _default_cpu_limit(self):
+        return 1.0
+
+    pids_limit = Integer(
+        512,
+        help="""Processes and threads the server, its kernels and terminals may have together (pids
+        cgroup; RLIMIT_NPROC of the server's own uid where the pids cgroup is not available).
+        A fork bomb stops there. 0: no limit. Per group: ``group_overrides``.""",
+    ).tag(config=True)
+
+    disk_limit = ByteSpecification(
+        2 * 1024 ** 3,
+        help="""Size of the learner's home folder: an ext4 image file of this size (sparse: it takes only
+        what is used) at ``disk_image_template``, loop-mounted over the home while the server runs; a
+        disk filler meets "No space left on device" in its own home only. Growing it takes effect at
+        the next start; shrinking is not done. Needs root and ``mkfs.ext4``. 0 or None: the home is a
+        plain folder with no cap. Accepts "512M", "2G". Per group: ``group_overrides``.""",
+    ).tag(config=True)
+
+    disk_image_template = Unicode(
+        help="""Where the home image of ``disk_limit`` lives. ``{username}`` is replaced. Default:
+        ``<data dir>/users/.images/{username}.ext4`` (beside the homes: remove it with the home)."""
+    ).tag(config=True)
+
+    @default("disk_image_template")
+    def _default_image_template(self):
+        return str(Path(self.home_dir_template).parent / ".images" / "{username}.ext4")
+
+    tmp_size = ByteSpecification(
+        256 * 1024 ** 2,
+        help="Size of the server's private /tmp (a tmpfs, counted in its memory cgroup).",
+    ).tag(config=True)
+
+    require_limits = Bool(
+        False,
+        help="""Refuse to start a server whose memory, process or disk limit cannot be enforced (not root,
+        no writable cgroup controller, no mkfs.ext4). Default: start it with a loud warning in the log.""",
+    ).tag(config=True)
+
+    cgroup_root = Unicode("/sys/fs/cgroup", help="Where the cgroup controllers (v1) or the unified tree (v2) are mounted.").tag(config=True)
+    cgroup_parent = Unicode("learnhub-servers", help="Parent cgroup of the learners' servers' cgroups.").tag(config=True)
+
+    # ----- network fence -----
+    network_fence = Enum(
+        ["auto", "on", "off"], "auto",
+        help="""A network namespace per server that reaches only the hub's and the proxy's ports
+        (PostgreSQL, Redis, the services' ports, the proxy's API and other learners' servers and kernels
+        are out of reach). ``auto``: when the hub runs as root with iproute2 and nftables, else the server
+        shares the host's network and a loud warning is logged at each start; ``on``: refuse to start
+        without it; ``off``: share the host's network (a single-user development machine only).""",
+    ).tag(config=True)
+
+    fence_subnet = Unicode(
+        "10.213.0.0/16",
+        help="IPv4 range for the servers' veth pairs (a /30 per running server); must not be used on the machine's networks.",
+    ).tag(config=True)
+
+    allow_internet = Bool(
+        False,
+        help="""Let fenced servers open connections to the internet (masqueraded through the host). The
+        machine itself and other servers stay out of reach. DNS needs a resolver reachable from the
+        namespace (the host's /etc/resolv.conf is used). Per group: ``group_overrides``.""",
+    ).tag(config=True)
+
+    fence_extra_ports = List(
+        Integer(),
+        help="More TCP ports on the host's 127.0.0.1 that fenced servers may reach, at the fence's host address.",
+    ).tag(config=True)
+
     @default("cmd")
     def _default_cmd(self):
         # An absolute interpreter: the sandbox has no PATH shims, and the server must
@@ -106,19 +205,254 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
     def run_as_uid(self) -> int | None:
         return self.base_uid + self.user.id if os.geteuid() == 0 else None
 
+    # ----- state kept across hub restarts -----
+    _cgroup: Cgroup | None = None
+    _fence: Fence | None = None
+    _mounted: str | None = None
+    _cgroup_name: str = ""
+    _fence_slot: int | None = None
+    #: what the last stop found (e.g. "memory"): read by the hub's log and the spawn page message
+    limit_hit: str | None = None
+
+    def get_state(self):
+        state = super().get_state()
+        if self._cgroup_name:
+            state["cgroup"] = self._cgroup_name
+        if self._fence is not None:
+            state["fence"] = {**self._fence.state(), "port": self.port}
+        if self._mounted:
+            state["mounted_home"] = self._mounted
+        if self.limit_hit:
+            # Kept past the stop (the hub makes a new Spawner for the next start): the spawn page says it.
+            state["limit_hit"] = self.limit_hit
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._cgroup_name = state.get("cgroup", "")
+        if self._cgroup_name:
+            self._cgroup = Cgroup(self._cgroup_name, self.cgroup_parent, self.cgroup_root)
+            self._cgroup.applied = {"memory", "pids", "cpu"}
+        fence = state.get("fence")
+        if fence:
+            self._fence = Fence(fence["slot"], self.fence_subnet, fence.get("ports", []), fence.get("internet", False))
+            self.ip = fence.get("ns_ip", "")
+        self._mounted = state.get("mounted_home")
+        self.limit_hit = state.get("limit_hit")
+
+    def clear_state(self):
+        # LocalProcessSpawner.poll clears the state as soon as it finds the process gone (a stop, or
+        # the server killed by its memory limit): the server's cgroup, fence and mount go with it.
+        super().clear_state()
+        self._teardown()
+
+    def _warn(self, what: str) -> None:
+        message = f"{self.user.name}'s server starts WITHOUT {what} (see docs/containment.md)"
+        self.log.warning("!" * 20 + " " + message + " " + "!" * 20)
+
+    # ----- the home -----
+    @property
+    def disk_image(self) -> str:
+        return self.disk_image_template.format(username=self.user.name)
+
     def _prepare_home(self) -> None:
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
         home.chmod(0o700)
         uid = self.run_as_uid
+        if self.disk_limit:
+            self._mount_home(home, uid)
         if uid is not None:
             os.chown(home, uid, uid)
 
+    def _mount_home(self, home: Path, uid: int | None) -> None:
+        why = None
+        if os.geteuid() != 0:
+            why = "the hub does not run as root"
+        elif not shutil.which("mkfs.ext4"):
+            why = "mkfs.ext4 is missing (Debian package e2fsprogs)"
+        if why:
+            if self.require_limits:
+                raise RuntimeError(f"disk_limit cannot be enforced: {why}")
+            self._warn(f"a disk limit ({why})")
+            return
+        if os.path.ismount(home):
+            subprocess.run(["umount", "-l", str(home)], capture_output=True)
+        image = Path(self.disk_image)
+        image.parent.mkdir(parents=True, exist_ok=True)
+        image.parent.chmod(0o700)
+        size = int(self.disk_limit)
+        if not image.exists():
+            used = sum(entry.stat(follow_symlinks=False).st_size for entry in home.rglob("*"))
+            if used > size * 0.9:
+                # An existing home larger than the new cap: its files are not squeezed into an image
+                # they would not fit in; the admin raises disk_limit (or the person cleans up) first.
+                message = f"a disk limit: its home already holds {used} bytes, more than 90% of disk_limit"
+                if self.require_limits:
+                    raise RuntimeError(f"{self.user.name}'s server cannot start with {message}")
+                self._warn(message)
+                return
+            with open(image, "wb") as f:
+                f.truncate(size)
+            owner = f"-E root_owner={uid}:{uid}" if uid is not None else ""
+            self._check(["mkfs.ext4", "-q", "-F", "-m", "0", *owner.split(), str(image)], "mkfs.ext4")
+        elif image.stat().st_size < size:
+            # A larger limit than at the last start (e.g. moved to a group that has more).
+            with open(image, "r+b") as f:
+                f.truncate(size)
+            subprocess.run(["e2fsck", "-f", "-p", str(image)], capture_output=True)
+            self._check(["resize2fs", str(image)], "resize2fs")
+        self._check(["mount", "-o", "loop,nosuid,nodev", str(image), str(home)], "mount of the home image")
+        self._mounted = str(home)
+        # Files written into the folder under the mount point while the server was stopped (the
+        # services' releases, a first start with an existing home) are not hidden: moved into the image.
+        underneath = self._underlying_entries(home)
+        if underneath:
+            self.log.info("Moving %d entries of %s into its image", len(underneath), home)
+
+    def _underlying_entries(self, home: Path) -> list[str]:
+        """Move what lies under the mount point into the mounted image (seen through a bind of the parent)."""
+        scratch = Path(self.disk_image).parent / f".under-{self.user.name}"
+        scratch.mkdir(exist_ok=True)
+        moved: list[str] = []
+        try:
+            self._check(["mount", "--bind", str(home.parent), str(scratch)], "bind of the homes folder")
+            try:
+                below = scratch / home.name
+                for entry in list(below.iterdir()):
+                    target = home / entry.name
+                    if target.exists():
+                        continue
+                    shutil.move(str(entry), str(target))
+                    moved.append(entry.name)
+            finally:
+                subprocess.run(["umount", str(scratch)], capture_output=True)
+        finally:
+            try:
+                scratch.rmdir()
+            except OSError:
+                pass
+        if moved and self.run_as_uid is not None:
+            uid = self.run_as_uid
+            for name in moved:
+                for root, dirs, files in os.walk(home / name):
+                    for n in [root, *(os.path.join(root, x) for x in dirs + files)]:
+                        os.lchown(n, uid, uid)
+                os.lchown(home / name, uid, uid)
+        return moved
+
+    def _check(self, cmd: list[str], what: str) -> None:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{what} failed for {self.user.name}'s home: {done.stderr.strip()}")
+
+    def _unmount_home(self) -> None:
+        if self._mounted:
+            subprocess.run(["umount", "-l", self._mounted], capture_output=True)
+            self._mounted = None
+
+    # ----- cgroup -----
+    def _make_cgroup(self) -> None:
+        self._cgroup_name = f"{self.user.name}-{secrets.token_hex(3)}"
+        cgroup = Cgroup(self._cgroup_name, self.cgroup_parent, self.cgroup_root)
+        wanted = {"memory": self.mem_limit, "pids": self.pids_limit, "cpu": self.cpu_limit}
+        applied = cgroup.create(memory=int(self.mem_limit) if self.mem_limit else None,
+                                pids=self.pids_limit or None, cpu=self.cpu_limit or None) if os.geteuid() == 0 else set()
+        missing = [name for name, value in wanted.items() if value and name not in applied]
+        self._cgroup = cgroup
+        if missing:
+            detail = "; ".join(cgroup.problems) or "the hub does not run as root"
+            if self.require_limits and set(missing) & {"memory", "pids"}:
+                cgroup.remove()
+                raise RuntimeError(f"limits {', '.join(missing)} cannot be enforced: {detail}")
+            self._warn(f"its {', '.join(missing)} limit ({detail})")
+
+    def make_preexec_fn(self, name):
+        # Privileges are dropped inside the sandbox (see sandbox_command), not before bwrap:
+        # bwrap needs root to mount what an unprivileged uid could not even traverse.
+        cgroup = self._cgroup
+        nproc = self.pids_limit if (self.pids_limit and self.run_as_uid is not None
+                                    and (cgroup is None or "pids" not in cgroup.applied)) else 0
+
+        def preexec():
+            # In the child before exec: the whole tree is born in the cgroup, nothing escapes it.
+            if cgroup is not None:
+                cgroup.join_self()
+            if nproc:
+                # Counted per uid (the server's own): the fallback when the pids cgroup is missing.
+                resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+        return preexec
+
+    # ----- network fence -----
+    def _host_ports(self) -> list[int]:
+        ports = list(self.fence_extra_ports)
+        env_urls = [self.hub.api_url, self.environment.get("LEARNHUB_PUBLIC_URL", "") if isinstance(
+            self.environment, dict) else ""]
+        for url in env_urls:
+            if url:
+                parsed = urlparse(url)
+                if parsed.port or parsed.scheme:
+                    ports.append(parsed.port or (443 if parsed.scheme == "https" else 80))
+        return ports
+
+    def _make_fence(self) -> None:
+        if self.network_fence == "off":
+            return
+        why = fence_possible()
+        if why is None:
+            try:
+                self._fence = Fence.create(self.fence_subnet, self._host_ports(), self.allow_internet)
+                self.ip = self._fence.ns_ip
+                return
+            except FenceError as exc:
+                why = str(exc)
+        if self.network_fence == "on":
+            raise RuntimeError(f"the network fence cannot be put up: {why}")
+        self._warn(f"a network fence: it shares the host's network ({why})")
+
+    def get_env(self):
+        env = super().get_env()
+        if self._fence is not None:
+            # The server calls the hub and the platform at the fence's host address; the DNAT rule
+            # turns exactly those ports back into the host's 127.0.0.1 (learnhub/fence.py).
+            for name in HOST_URL_VARIABLES:
+                if env.get(name):
+                    parsed = urlparse(env[name])
+                    if parsed.hostname in LOOPBACK_HOSTS:
+                        netloc = self._fence.host_ip + (f":{parsed.port}" if parsed.port else "")
+                        env[name] = urlunparse(parsed._replace(netloc=netloc))
+        return env
+
+    def _teardown(self) -> None:
+        if self._cgroup is None and self._fence is None and not self._mounted:
+            return
+        self.log.info("Releasing the limits and fence of %s's server (cgroup %s, fence %s)", self.user.name,
+                      self._cgroup_name or "-", self._fence.netns if self._fence else "-")
+        if self._cgroup is not None:
+            cgroup = self._cgroup
+            kills = cgroup.oom_kills()
+            if kills and not self._stopping:
+                # The server itself is gone, not stopped by the hub: the memory limit took it.
+                self.limit_hit = "memory"
+                self.log.warning("%s's server was killed by its memory limit (%s bytes): %d process(es) killed",
+                                 self.user.name, self.mem_limit, kills)
+            elif kills:
+                self.log.info("%s's server met its memory limit %d time(s) (kernels killed and restarted)",
+                              self.user.name, kills)
+            cgroup.remove()
+        if self._fence is not None:
+            self._fence.remove()
+        self._unmount_home()
+        self._cgroup, self._fence, self._cgroup_name, self._mounted = None, None, "", None
+
     def sandbox_command(self) -> list[str]:
         """The bwrap prefix: what the server can see and do."""
-        cmd = [self.bwrap_path, "--die-with-parent", "--unshare-pid", "--unshare-ipc",
+        prefix = self._fence.command_prefix() if self._fence is not None else []
+        tmp_size = ["--size", str(int(self.tmp_size))] if self.tmp_size else []
+        cmd = [*prefix, self.bwrap_path, "--die-with-parent", "--unshare-pid", "--unshare-ipc",
                "--unshare-uts", "--new-session", "--proc", "/proc", "--dev", "/dev",
-               "--tmpfs", "/tmp", "--tmpfs", "/home", "--tmpfs", "/run"]
+               "--perms", "1777", *tmp_size, "--tmpfs", "/tmp", "--tmpfs", "/home", "--tmpfs", "/run"]
         # Already mount points of their own (tmpfs): never re-created over.
         created: set[str] = {"/", "/tmp", "/home", "/run"}
         for path in _system_ro_paths() + _python_ro_paths() + list(self.extra_ro_binds):
@@ -144,11 +478,6 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
                     "/bin/sh", "-c", 'cd "$HOME" && exec "$0" "$@"']
         return cmd
 
-    def make_preexec_fn(self, name):
-        # Privileges are dropped inside the sandbox (see sandbox_command), not before bwrap:
-        # bwrap needs root to mount what an unprivileged uid could not even traverse.
-        return None
-
     def user_env(self, env):
         env["USER"] = self.user.name
         env["HOME"] = self.sandbox_home
@@ -164,8 +493,24 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
     def move_certs(self, paths):
         return paths
 
+    async def progress(self):
+        # Shown on the hub's spawn page while the server starts: why the last one ended.
+        if self._previous_limit_hit == "memory":
+            yield {"progress": 5, "message": f"Your last server was stopped because it used more than its "
+                                              f"memory limit ({int(self.mem_limit or 0) // 2 ** 20} MB); "
+                                              f"starting a new one."}
+
+    _previous_limit_hit: str | None = None
+
     async def start(self):
+        self._previous_limit_hit, self.limit_hit = self.limit_hit, None
         self._prepare_home()
+        try:
+            self._make_cgroup()
+            self._make_fence()
+        except Exception:
+            self._teardown()
+            raise
         if not self.bwrap_path:
             if self.require_sandbox:
                 raise RuntimeError(
@@ -179,5 +524,19 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         self.cmd = self.sandbox_command() + list(original)
         try:
             return await super().start()
+        except Exception:
+            self._teardown()
+            raise
         finally:
             self.cmd = original
+
+    _stopping = False
+
+    async def stop(self, now=False):
+        self._stopping = True
+        try:
+            await super().stop(now=now)
+        finally:
+            # What is left (kernels the server did not stop) goes with the cgroup.
+            await asyncio.get_running_loop().run_in_executor(None, self._teardown)
+            self._stopping = False

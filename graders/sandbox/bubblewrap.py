@@ -79,7 +79,7 @@ class BubblewrapSandbox(Sandbox):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.uid = random.randrange(*self.uid_range)
-        self._cgroups: list[Path] = []
+        self._cgroups: list = []  # learnhub.cgroups.Cgroup
 
     def _prefixes(self) -> list[str]:
         prefixes = []
@@ -183,66 +183,35 @@ class BubblewrapSandbox(Sandbox):
             raise SandboxError(f"the sandbox's warm parent could not start it: {exc}") from exc
 
     # ----- cgroups (best effort: the rlimits hold even without them) -----
+    # The cgroup files are learnhub/cgroups.py's (v1 and v2), shared with learners' servers.
     def post_start(self) -> None:
-        self._cgroups = []
-        for controller, settings in (
-            ("pids", {"pids.max": str(self.max_processes)}),
-            # RLIMIT_AS (per process) fires first as a clean MemoryError; the cgroup limit,
-            # with headroom, caps the sandbox as a whole (several processes, C allocations)
-            ("memory", {"memory.limit_in_bytes": str(int(self.memory * 1.25) + (64 << 20)),
-                        "memory.swappiness": "0"}),
-        ):
-            base = Path(self.cgroup_root) / controller
-            if not os.access(base, os.W_OK):
-                continue
-            cg = base / self.cgroup_name / self.id
-            try:
-                cg.mkdir(parents=True, exist_ok=True)
-                for key, value in settings.items():
-                    try:
-                        (cg / key).write_text(value)
-                    except OSError:
-                        pass
-                # The runner is waiting for its first message, so this tree is complete:
-                # everything it forks later is born inside the cgroup.
-                for pid in self.runner_pids():
-                    (cg / "cgroup.procs").write_text(str(pid))
-                self._cgroups.append(cg)
-            except OSError as exc:
-                self.log.debug("cgroup %s not usable: %s", cg, exc)
+        from learnhub.cgroups import Cgroup
+
+        # RLIMIT_AS (per process) fires first as a clean MemoryError; the cgroup limit,
+        # with headroom, caps the sandbox as a whole (several processes, C allocations)
+        cg = Cgroup(self.id, self.cgroup_name, self.cgroup_root)
+        if cg.create(memory=int(self.memory * 1.25) + (64 << 20), pids=self.max_processes):
+            # The runner is waiting for its first message, so this tree is complete:
+            # everything it forks later is born inside the cgroup.
+            for pid in self.runner_pids():
+                cg.add(pid)
+            self._cgroups = [cg]
+        else:
+            self.log.debug("cgroups not usable: %s", "; ".join(cg.problems))
+            self._cgroups = []
 
     def backend_exit_reason(self, code) -> str | None:
-        for cg in self._cgroups:
-            try:
-                if cg.parent.parent.name == "memory" and int((cg / "memory.failcnt").read_text()) > 0:
-                    return "memory"
-                if cg.parent.parent.name == "pids":
-                    events = (cg / "pids.events").read_text() if (cg / "pids.events").exists() else ""
-                    if events and int(events.split()[-1]) > 0 and code not in (128 + signal.SIGXCPU,):
-                        return "processes"
-            except (OSError, ValueError):
-                continue
-        if code in (128 + signal.SIGKILL, -signal.SIGKILL) and self.memory_failed():
+        if self.memory_failed():
             return "memory"
+        if self.pids_limited() and code not in (128 + signal.SIGXCPU,):
+            return "processes"
         return None
 
     def memory_failed(self) -> bool:
-        for cg in self._cgroups:
-            if cg.parent.parent.name == "memory":
-                try:
-                    return int((cg / "memory.failcnt").read_text()) > 0
-                except (OSError, ValueError):
-                    return False
-        return False
+        return any(cg.memory_hits() > 0 for cg in self._cgroups if "memory" in cg.applied)
 
     def pids_limited(self) -> bool:
-        for cg in self._cgroups:
-            if cg.parent.parent.name == "pids":
-                try:
-                    return int((cg / "pids.events").read_text().split()[-1]) > 0
-                except (OSError, ValueError, IndexError):
-                    return False
-        return False
+        return any(cg.pids_denied() > 0 for cg in self._cgroups if "pids" in cg.applied)
 
     def after_cell(self, reply: dict) -> None:
         if self.pids_limited():
@@ -252,23 +221,7 @@ class BubblewrapSandbox(Sandbox):
 
     def cleanup(self) -> None:
         for cg in self._cgroups:
-            try:
-                for pid in (cg / "cgroup.procs").read_text().split():
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except OSError:
-                        pass
-            except OSError:
-                pass
-        for cg in self._cgroups:
-            for _ in range(50):
-                try:
-                    cg.rmdir()
-                    break
-                except OSError:
-                    import time
-
-                    time.sleep(0.02)
+            cg.remove()
         self._cgroups = []
 
 
