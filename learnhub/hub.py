@@ -107,7 +107,8 @@ def ca_environment(settings: LearnhubSettings) -> dict:
     """What makes the platform's own HTTPS clients (requests, tornado, ssl) trust ``ssl_ca``."""
     if not settings.ssl_ca:
         return {}
-    return {"SSL_CERT_FILE": settings.ssl_ca, "REQUESTS_CA_BUNDLE": settings.ssl_ca}
+    path = str(Path(settings.ssl_ca).resolve())
+    return {"SSL_CERT_FILE": path, "REQUESTS_CA_BUNDLE": path}
 
 
 def service_specs(settings: LearnhubSettings) -> list[dict]:
@@ -188,6 +189,8 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         # The proxy then listens with TLS only: a plain-HTTP request to the port gets no page.
         c.JupyterHub.ssl_cert = settings.ssl_cert
         c.JupyterHub.ssl_key = settings.ssl_key
+        # The hub marks its login cookies Secure on HTTPS requests itself; its _xsrf cookie only when told.
+        c.JupyterHub.tornado_settings = {"xsrf_cookie_kwargs": {"secure": True}, "cookie_options": {"secure": True}}
     if settings.subdomain_host:
         c.JupyterHub.subdomain_host = settings.subdomain_host
         c.JupyterHub.subdomain_hook = subdomain_hook
@@ -211,6 +214,9 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         # Every server loads learnhub's single-user extension and nbgrader uses the HTTP exchange
         # (docs/courses.md). Container images set JUPYTER_CONFIG_PATH themselves (their own path).
         c.Spawner.environment["JUPYTER_CONFIG_PATH"] = singleuser_config_dir()
+        if settings.ssl_ca:
+            # The server calls the services through the public HTTPS URL: it must see the CA it trusts.
+            c.SandboxedLocalSpawner.extra_ro_binds = [str(Path(settings.ssl_ca).resolve())]
     elif settings.spawner == "docker":
         c.DockerSpawner.image = "learnhub/singleuser:latest"
         c.DockerSpawner.remove = True
