@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # securitytools, matrix
+sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))  # labtools: the browser
 
 
 @pytest.fixture(scope="package")
