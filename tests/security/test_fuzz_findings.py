@@ -95,6 +95,7 @@ async def test_dead_letter_ids_that_are_no_numbers_are_not_found(service_api, te
     assert (await call("POST", "/api/dead-letters/12/retry", body={})).code == 404  # a number, but none such
 
 
+@pytest.mark.db
 def test_the_platform_report_over_real_grading(populated):
     """The issue's platform report and dashboard failed (500) after one graded submission; here they are
     read by the admin over a submission the real grader graded, and they count it."""
@@ -104,3 +105,13 @@ def test_the_platform_report_over_real_grading(populated):
     assert body["grading"]["latency_seconds"]["count"] >= 1, body["grading"]
     page = populated.call("admin", "GET", f"{populated.service_url('analytics')}/platform/dashboard")
     assert page.status_code == 200 and "chart-latency" in page.text
+
+
+@pytest.mark.parametrize("user", [0.333, ["ada"], {"name": "ada"}, True])
+async def test_an_enrollment_for_a_user_that_is_no_name_is_refused(service_api, user):
+    """Found (on PostgreSQL's run, the same on both): ``{"user": 0.33}`` reached the hub lookup of the
+    user, which could not put a number into a URL (500). It is the caller's mistake: 422 naming the field."""
+    call = await service_api("courses")
+    response = await call("POST", "/api/courses/c1/enrollments", body={"user": user, "role": "learner"})
+    assert response.code == 422, response.body
+    assert json.loads(response.body)["error"]["details"] == {"field": "user"}

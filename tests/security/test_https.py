@@ -19,7 +19,7 @@ import requests
 
 from hubtools import LearnhubProcess, log_in, sign_up, start_server
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.db]  # db: runs on the backend under test (its platform does)
 
 PASSWORD = "https-passw0rd-long"
 

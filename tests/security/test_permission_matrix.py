@@ -12,7 +12,7 @@ from learnhub.config import SERVICE_NAMES
 
 import matrix
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.db]  # db: runs on the backend under test (its platform does)
 
 METHODS = ("get", "put", "post", "patch", "delete")
 
