@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Bool, Integer, List, Unicode, default, validate
+from traitlets import Bool, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable, Config, PyFileConfigLoader
 
 #: learnhub's short names for JupyterHub authenticators and spawners. The values are what
@@ -35,6 +35,20 @@ CONFIG_FILE_NAME = "learnhub_config.py"
 
 def _env(name: str, fallback: str = "") -> str:
     return os.environ.get(f"LEARNHUB_{name}", fallback)
+
+
+def _origin(name: str, value: str) -> str:
+    """``scheme://host[:port]`` without a trailing slash, or ValueError saying what is expected."""
+    from urllib.parse import urlparse
+
+    value = value.rstrip("/")
+    if not value:
+        return ""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path:
+        raise TraitError(f"{name} must be scheme://host[:port] with nothing after it, "
+                         f"e.g. https://learn.example.edu, not {value!r}")
+    return value
 
 
 class LearnhubSettings(Configurable):
@@ -138,20 +152,12 @@ class LearnhubSettings(Configurable):
 
     @default("subdomain_host")
     def _default_subdomain_host(self):
-        return _env("SUBDOMAIN_HOST")
+        # traitlets validates only values set, not defaults: the environment's is checked here.
+        return _origin("subdomain_host", _env("SUBDOMAIN_HOST"))
 
     @validate("subdomain_host")
     def _check_subdomain_host(self, proposal):
-        from urllib.parse import urlparse
-
-        value = proposal["value"].rstrip("/")
-        if not value:
-            return ""
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path:
-            raise ValueError(f"subdomain_host must be scheme://host[:port] with nothing after it, "
-                             f"e.g. https://learn.example.edu, not {value!r}")
-        return value
+        return _origin("subdomain_host", proposal["value"])
 
     ssl_cert = Unicode(
         help="""TLS certificate file (PEM, with its chain) for the public proxy: with it and ``ssl_key`` the
