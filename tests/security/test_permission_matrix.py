@@ -81,3 +81,14 @@ def test_the_matrix_holds(populated):
                     differences.append(f"{service} {key} as {persona}: expected {want}, got {got}")
     assert not (differences or missing), "\n".join(differences + (["rows missing (answers seen now):"] + missing
                                                                    if missing else []))
+
+
+def test_the_platform_report_over_real_grading(populated):
+    """The issue's platform report and dashboard failed (500) after one graded submission; here they are
+    read by the admin over a submission the real grader graded, and they count it."""
+    report = populated.call("admin", "GET", f"{populated.service_url('analytics')}/api/platform/report")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["grading"]["latency_seconds"]["count"] >= 1, body["grading"]
+    page = populated.call("admin", "GET", f"{populated.service_url('analytics')}/platform/dashboard")
+    assert page.status_code == 200 and "chart-latency" in page.text
