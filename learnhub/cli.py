@@ -62,6 +62,9 @@ def ensure_admin_credentials(settings: LearnhubSettings) -> tuple[dict, bool]:
 
 def hub_url(settings: LearnhubSettings) -> str:
     """Where this machine reaches the hub through the proxy (0.0.0.0 means any address: use loopback)."""
+    if settings.subdomain_host:
+        # With subdomains the proxy routes by host name: the hub's own name, not an address.
+        return settings.subdomain_host
     scheme = "https" if settings.ssl_cert else "http"
     host = "127.0.0.1" if settings.ip in ("", "0.0.0.0", "::") else settings.ip
     return f"{scheme}://{host}:{settings.port}"

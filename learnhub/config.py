@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Bool, Integer, List, Unicode, default, validate
+from traitlets import Bool, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Configurable, Config, PyFileConfigLoader
 
 #: learnhub's short names for JupyterHub authenticators and spawners. The values are what
@@ -35,6 +35,20 @@ CONFIG_FILE_NAME = "learnhub_config.py"
 
 def _env(name: str, fallback: str = "") -> str:
     return os.environ.get(f"LEARNHUB_{name}", fallback)
+
+
+def _origin(name: str, value: str) -> str:
+    """``scheme://host[:port]`` without a trailing slash, or ValueError saying what is expected."""
+    from urllib.parse import urlparse
+
+    value = value.rstrip("/")
+    if not value:
+        return ""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path:
+        raise TraitError(f"{name} must be scheme://host[:port] with nothing after it, "
+                         f"e.g. https://learn.example.edu, not {value!r}")
+    return value
 
 
 class LearnhubSettings(Configurable):
@@ -121,10 +135,47 @@ class LearnhubSettings(Configurable):
     @default("public_url")
     def _default_public_url(self):
         scheme = "https" if self.ssl_cert else "http"
-        return _env("PUBLIC_URL") or f"{scheme}://{self.ip}:{self.port}"
+        # With subdomains the hub is reached at the subdomain host's own name (its users' servers at
+        # subdomains of it), never at a bare address.
+        return _env("PUBLIC_URL") or self.subdomain_host or f"{scheme}://{self.ip}:{self.port}"
 
-    ssl_cert = Unicode(help="TLS certificate file for the public proxy. Env: LEARNHUB_SSL_CERT.").tag(config=True)
-    ssl_key = Unicode(help="TLS private key file for the public proxy. Env: LEARNHUB_SSL_KEY.").tag(config=True)
+    subdomain_host = Unicode(
+        help="""Put each user's server on a subdomain of its own (JupyterHub's ``subdomain_host``):
+        ``https://learn.example.edu`` puts ada's server at ``https://ada.learn.example.edu``, so the
+        JavaScript of a learner's notebook runs on an origin of its own, away from the hub's pages, the
+        admin's and every other learner's. Needs a wildcard DNS entry (and, with HTTPS, a wildcard
+        certificate); ``http://localhost:8000`` works on one machine, as browsers resolve ``*.localhost``
+        to loopback. learnhub's services stay on the hub's own host (their pages are learnhub's code, not
+        learners'). Empty (the default): every server under ``/user/<name>/`` on the hub's host.
+        Env: LEARNHUB_SUBDOMAIN_HOST."""
+    ).tag(config=True)
+
+    @default("subdomain_host")
+    def _default_subdomain_host(self):
+        # traitlets validates only values set, not defaults: the environment's is checked here.
+        return _origin("subdomain_host", _env("SUBDOMAIN_HOST"))
+
+    @validate("subdomain_host")
+    def _check_subdomain_host(self, proposal):
+        return _origin("subdomain_host", proposal["value"])
+
+    ssl_cert = Unicode(
+        help="""TLS certificate file (PEM, with its chain) for the public proxy: with it and ``ssl_key`` the
+        platform serves HTTPS only, and the hub's, the services' and the servers' cookies are ``Secure``.
+        Env: LEARNHUB_SSL_CERT."""
+    ).tag(config=True)
+    ssl_key = Unicode(help="TLS private key file (PEM) of ``ssl_cert``. Env: LEARNHUB_SSL_KEY.").tag(config=True)
+
+    ssl_ca = Unicode(
+        help="""CA bundle (PEM) that the platform's own parts trust when they call each other through the
+        public HTTPS URL (services, learners' servers): needed only when ``ssl_cert`` is not signed by a
+        public CA (a private CA or a self-signed certificate: give the certificate itself). Passed to them
+        as ``SSL_CERT_FILE`` and ``REQUESTS_CA_BUNDLE``. Env: LEARNHUB_SSL_CA."""
+    ).tag(config=True)
+
+    @default("ssl_ca")
+    def _default_ssl_ca(self):
+        return _env("SSL_CA")
 
     @default("ssl_cert")
     def _default_ssl_cert(self):

@@ -91,6 +91,26 @@ def hub_class(kind: str, name: str) -> str:
     return value
 
 
+def subdomain_hook(name: str, domain: str, kind: str) -> str:
+    """With ``subdomain_host``: each user's server on a subdomain of its own (JupyterHub's own naming,
+    ``ada.learn.example.edu``); learnhub's services stay on the hub's host, ``/services/<name>/``, so the
+    services, the servers and the command line keep reaching them at the public URL (one certificate name,
+    no DNS entry per service), and their pages — learnhub's code, not learners' — share the hub's origin."""
+    from jupyterhub.utils import subdomain_hook_idna
+
+    if kind == "service":
+        return domain
+    return subdomain_hook_idna(name, domain, kind)
+
+
+def ca_environment(settings: LearnhubSettings) -> dict:
+    """What makes the platform's own HTTPS clients (requests, tornado, ssl) trust ``ssl_ca``."""
+    if not settings.ssl_ca:
+        return {}
+    path = str(Path(settings.ssl_ca).resolve())
+    return {"SSL_CERT_FILE": path, "REQUESTS_CA_BUNDLE": path}
+
+
 def service_specs(settings: LearnhubSettings) -> list[dict]:
     """Hub-managed service entries for ``c.JupyterHub.services``."""
     # Every LEARNHUB_* variable of the hub's environment reaches the services, so that a
@@ -102,6 +122,7 @@ def service_specs(settings: LearnhubSettings) -> list[dict]:
         "LEARNHUB_DATA_DIR": settings.data_dir,
         "LEARNHUB_PUBLIC_URL": settings.public_url,
         "PYTHONUNBUFFERED": "1",
+        **ca_environment(settings),
     })
     specs = []
     for name in settings.services:
@@ -207,9 +228,20 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
     c.JupyterHub.cookie_secret_file = str(data / "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port or free_port()}"
     c.ConfigurableHTTPProxy.pid_file = str(data / "jupyterhub-proxy.pid")
-    if settings.ssl_cert:
+    if settings.ssl_cert or settings.ssl_key:
+        for name in ("ssl_cert", "ssl_key"):
+            value = getattr(settings, name)
+            if not value or not Path(value).is_file():
+                raise ValueError(f"HTTPS needs both ssl_cert and ssl_key as readable PEM files; "
+                                 f"{name} is {value or 'not set'!r} (LEARNHUB_{name.upper()})")
+        # The proxy then listens with TLS only: a plain-HTTP request to the port gets no page.
         c.JupyterHub.ssl_cert = settings.ssl_cert
         c.JupyterHub.ssl_key = settings.ssl_key
+        # The hub marks its login cookies Secure on HTTPS requests itself; its _xsrf cookie only when told.
+        c.JupyterHub.tornado_settings = {"xsrf_cookie_kwargs": {"secure": True}, "cookie_options": {"secure": True}}
+    if settings.subdomain_host:
+        c.JupyterHub.subdomain_host = settings.subdomain_host
+        c.JupyterHub.subdomain_hook = subdomain_hook
 
     c.JupyterHub.authenticator_class = hub_class("authenticator", settings.authenticator)
     c.Authenticator.admin_users = set(settings.all_admin_users)
@@ -245,12 +277,15 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
     c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"
     c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
-    c.Spawner.environment = {"LEARNHUB_PUBLIC_URL": settings.public_url}
+    c.Spawner.environment = {"LEARNHUB_PUBLIC_URL": settings.public_url, **ca_environment(settings)}
     if settings.spawner == "local":
         c.SandboxedLocalSpawner.home_dir_template = str(data / "users" / "{username}")
         # Every server loads learnhub's single-user extension and nbgrader uses the HTTP exchange
         # (docs/courses.md). Container images set JUPYTER_CONFIG_PATH themselves (their own path).
         c.Spawner.environment["JUPYTER_CONFIG_PATH"] = singleuser_config_dir()
+        if settings.ssl_ca:
+            # The server calls the services through the public HTTPS URL: it must see the CA it trusts.
+            c.SandboxedLocalSpawner.extra_ro_binds = [str(Path(settings.ssl_ca).resolve())]
     elif settings.spawner == "docker":
         c.DockerSpawner.image = "learnhub/singleuser:latest"
         c.DockerSpawner.remove = True

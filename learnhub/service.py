@@ -534,6 +534,9 @@ class ServiceApp(Application):
             xsrf_cookies=False,
             default_handler_class=NotFoundHandler,
         )
+        if os.environ.get("LEARNHUB_PUBLIC_URL", "").startswith("https://"):
+            # HubOAuth marks its own cookies Secure on HTTPS; the _xsrf cookie it sets takes these.
+            settings["xsrf_cookie_kwargs"] = {"secure": True}
         settings.update(self.tornado_settings)
         return web.Application(self.routes(), **settings)
 

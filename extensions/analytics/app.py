@@ -149,7 +149,9 @@ class AnalyticsService(ServiceApp):
                 "responses": {"200": {"description": "HTML list of links"}, "302": {"description": "to the hub's login"}}}},
             "/courses/{course_id}/dashboard": {"get": {
                 "summary": "Course dashboard for instructors and TAs (HTML, HubOAuth)",
-                "parameters": [COURSE_ID], "responses": page}},
+                "parameters": [COURSE_ID, {"name": "assignment", "in": "query", "schema": {"type": "string"},
+                                           "description": "show this assignment only"}],
+                "responses": page}},
             "/platform/dashboard": {"get": {
                 "summary": "Platform dashboard for admins (HTML, HubOAuth)", "responses": page}},
             "/static/{path}": {"get": {

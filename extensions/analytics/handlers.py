@@ -4,7 +4,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
+from urllib.parse import quote
 
 from tornado import web
 from tornado.ioloop import IOLoop
@@ -18,6 +20,14 @@ from . import reports
 
 READ_SCOPE = "custom:learnhub:analytics:read"
 MAX_BATCH = 5000
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` naming a download: the name comes from the URL (a course id, any text),
+    so the plain ``filename`` keeps only safe ASCII and ``filename*`` (RFC 6266) carries the real one
+    percent-encoded — never a quote, control character or non-Latin-1 text in the header."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class AnalyticsMixin:
@@ -122,14 +132,14 @@ class CourseExportHandler(AnalyticsMixin, APIHandler):
             writer.writeheader()
             writer.writerows(rows)
             self.set_header("Content-Type", "text/csv; charset=UTF-8")
-            self.set_header("Content-Disposition", f'attachment; filename="{course_id}-events.csv"')
+            self.set_header("Content-Disposition", attachment(f"{course_id}-events.csv"))
             return self.finish(buffer.getvalue())
         import pandas as pd
 
         buffer = io.BytesIO()
         pd.DataFrame(rows, columns=self.COLUMNS).to_parquet(buffer, index=False)
         self.set_header("Content-Type", "application/vnd.apache.parquet")
-        self.set_header("Content-Disposition", f'attachment; filename="{course_id}-events.parquet"')
+        self.set_header("Content-Disposition", attachment(f"{course_id}-events.parquet"))
         self.finish(buffer.getvalue())
 
     @staticmethod

@@ -138,6 +138,9 @@ class EnrollmentsHandler(CoursesHandler):
     async def post(self, course_id):
         body = self.get_json_body() if self.request.body else {}
         user = body.get("user") if isinstance(body, dict) else None
+        if user is not None and not isinstance(user, str):
+            # Looked up in the hub below: a number or a list there was a 500, not the caller's mistake.
+            raise APIError(422, "user must be a user name (text)", {"field": "user"})
         if user and user != self.current_user_name:
             exists = await self.service.groups.user_exists(user)
             if exists is False:

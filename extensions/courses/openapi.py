@@ -12,6 +12,27 @@ UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {"type
               "description": "one part per file; the part's filename is the relative path"}}}}}}
 
 
+COURSE_BODY = {"type": "object", "properties": {
+    "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+    "level": {"type": "string", "enum": ["beginner", "intermediate", "advanced"]},
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "prerequisites": {"type": "array", "items": {"type": "string"}},
+    "status": {"type": "string", "enum": ["draft", "published", "archived"]},
+    "open_enrollment": {"type": "boolean"},
+    "skills": {"type": "array", "items": {"type": "object", "properties": {
+        "id": {"type": "string"}, "title": {"type": "string"},
+        "prerequisites": {"type": "array", "items": {"type": "string"}}}}}}}
+PROFILE_BODY = {"type": "object", "properties": {
+    "goals": {"type": "string"}, "goal_skills": {"type": "array", "items": {"type": "string"}},
+    "preferred_topics": {"type": "array", "items": {"type": "string"}},
+    "level": {"type": "string", "enum": ["beginner", "intermediate", "advanced"], "nullable": True},
+    "weekly_hours": {"type": "number", "nullable": True}, "language": {"type": "string", "nullable": True}}}
+
+
+def json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def q(name: str, description: str, type_: str = "string") -> dict:
     return {"name": name, "in": "query", "description": description, "schema": {"type": type_}}
 
@@ -39,7 +60,7 @@ def _paths() -> dict:
                                    q("mine", "1: only courses the caller is enrolled in")] + PAGE,
                     "responses": {"200": LIST, **errors(400, 401, 403)}},
             "post": {"summary": "Create a course (instructors, admins); the creator becomes its instructor",
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                     "requestBody": json_body({**COURSE_BODY, "required": ["id", "title"]}),
                      "responses": {"201": {"description": "the course"}, **errors(400, 401, 403, 409, 422)}},
         },
         "/api/courses/{course_id}": {
@@ -47,6 +68,7 @@ def _paths() -> dict:
             "get": {"summary": "One course", "responses": {"200": {"description": "the course"},
                                                             **errors(401, 403, 404)}},
             "patch": {"summary": "Change a course (its instructors, admins): title, status, ...",
+                      "requestBody": json_body(COURSE_BODY),
                       "responses": {"200": {"description": "the course"}, **errors(400, 401, 403, 404, 422)}},
             "delete": {"summary": "Delete a course without submissions (else 409: archive it)",
                        "responses": {"204": {"description": "deleted"}, **errors(401, 403, 404, 409)}},
@@ -56,6 +78,8 @@ def _paths() -> dict:
             "get": {"summary": "Members of the course (staff)", "parameters": [q("role", "learner|ta|instructor")] + PAGE,
                     "responses": {"200": LIST, **errors(401, 403, 404)}},
             "post": {"summary": "Self-enroll (open courses) or add a user with a role (instructors)",
+                     "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                         "user": {"type": "string"}, "role": {"type": "string", "enum": ["learner", "ta", "instructor"]}}}}}},
                      "responses": {"200": {"description": "already enrolled / role changed"},
                                    "201": {"description": "enrolled"}, **errors(400, 401, 403, 404, 409, 422)}},
         },
@@ -79,6 +103,7 @@ def _paths() -> dict:
             "get": {"summary": "The caller's learner profile", "responses": {"200": {"description": "profile"},
                                                                               **errors(401, 403)}},
             "put": {"summary": "Replace the caller's learner profile (validated)",
+                    "requestBody": json_body(PROFILE_BODY),
                     "responses": {"200": {"description": "profile"}, **errors(400, 401, 403, 422)}},
         },
         "/api/profiles/{user}": {

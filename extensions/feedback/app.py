@@ -202,9 +202,20 @@ class FeedbackService(ServiceApp):
                               "400": err, "401": err, "403": err}}},
             "/api/help-requests": {
                 "get": {"summary": "My help requests, or a course's (?course=, staff) with ?status=",
-                        "responses": {"200": {"description": "{items, next}"}, "401": err}},
+                        "parameters": [
+                            {"name": "course", "in": "query", "schema": {"type": "string"}},
+                            {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["open", "answered", "closed"]}},
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                            {"name": "before", "in": "query", "description": "the previous page's next",
+                             "schema": {"type": "string", "format": "date-time"}}],
+                        "responses": {"200": {"description": "{items, next}"}, "400": err, "401": err}},
                 "post": {"summary": "Ask for help on an assignment (optionally a cell and its code)",
-                         "responses": {"201": {"description": "the request"}, "401": err, "403": err,
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             "type": "object", "required": ["course", "assignment", "question"],
+                             "properties": {"course": {"type": "string"}, "assignment": {"type": "string"},
+                                            "question": {"type": "string"}, "cell_id": {"type": "string"},
+                                            "code": {"type": "string"}}}}}},
+                         "responses": {"201": {"description": "the request"}, "400": err, "401": err, "403": err,
                                        "422": err}}},
             "/api/help-requests/events": {"get": {
                 "summary": "Live help (WebSocket): answers to my requests, or with ?course= a course's queue",
@@ -254,6 +265,8 @@ class FeedbackService(ServiceApp):
                               "401": err, "404": err}}},
             "/api/help-requests/{request_id}/answers": {"post": {
                 "summary": "Answer a help request (course instructors and TAs)", "parameters": rid,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}}}},
                 "responses": {"201": {"description": "the answered request"}, "401": err, "403": err,
                               "404": err, "422": err}}},
         }

@@ -13,7 +13,7 @@ from learnhub.graders.models import FAILED, GRADED, GradingJob
 from learnhub.graders.queue import JobExists
 from learnhub.hubapi import APIClientError, PeerUnavailable, multipart
 from learnhub.service import APIError, APIHandler, APIWebSocketHandler
-from learnhub.timeutil import iso, utcnow
+from learnhub.timeutil import iso, parse_iso, utcnow
 from learnhub.uploads import UploadError, check_upload
 
 from .grading_stats import grading_stats
@@ -233,13 +233,22 @@ class HelpRequestsHandler(APIHandler):
     async def get(self):
         course = self.get_argument("course", None)
         status = self.get_argument("status", None)
-        limit = max(1, min(int(self.get_argument("limit", "50")), 200))
+        try:
+            limit = int(self.get_argument("limit", "50"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 200:
+            raise APIError(400, "limit must be a whole number from 1 to 200.", {"parameter": "limit"})
+        before = self.get_argument("before", None) or None
+        if before is not None and parse_iso(before) is None:
+            raise APIError(400, "before must be an ISO 8601 time with a zone (the 'next' of the page before).",
+                           {"parameter": "before"})
         desk = self.service.helpdesk
         if course and await self.course_role(course) in STAFF:
-            items = desk.list(course=course, status=status, limit=limit + 1, before=self.get_argument("before", None))
+            items = desk.list(course=course, status=status, limit=limit + 1, before=before)
         else:
             items = desk.list(learner=self.current_user_name, course=course, status=status, limit=limit + 1,
-                              before=self.get_argument("before", None))
+                              before=before)
         more = len(items) > limit
         items = items[:limit]
         self.write_json({"items": items, "next": items[-1]["created_at"] if more else None})

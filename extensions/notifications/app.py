@@ -159,7 +159,11 @@ class NotificationsService(ServiceApp):
                               "503": error, **auth}}},
             "/api/dead-letters": {"get": {
                 "summary": "Deliveries that failed for good (admin or custom:learnhub:notifications:admin)",
-                "responses": {"200": {"description": "{items, next}"}, **auth}}},
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                            "maximum": 200}},
+                               {"name": "cursor", "in": "query", "description": "the previous page's next",
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{items, next}"}, "422": error, **auth}}},
             "/api/dead-letters/{delivery_id}/retry": {"post": {
                 "summary": "Queue a dead-lettered delivery again",
                 "parameters": [{"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 
 from sqlalchemy import func, select
@@ -19,6 +20,12 @@ from .preferences import PreferenceError
 from .sender import list_dead_letters, notification_json, retry_dead_letter
 
 ADMIN_SCOPE = "custom:learnhub:notifications:admin"
+
+
+def dead_letter_id(text: str) -> int | None:
+    """A delivery id from the URL, or None. ASCII digits only (``str.isdigit`` also takes "²", which
+    ``int`` refuses) and at most 18 of them (a larger number overflows the database's BIGINT)."""
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
 def _limit(handler, default=50, maximum=200) -> int:
@@ -155,7 +162,7 @@ class DeadLettersHandler(APIHandler):
         self.check_admin()
         limit = _limit(self)
         after = self.get_query_argument("cursor", None)
-        if after is not None and not after.isdigit():
+        if after is not None and dead_letter_id(after) is None:
             raise APIError(422, "cursor must be a dead letter id", {"field": "cursor"})
 
         def work():
@@ -174,7 +181,7 @@ class DeadLetterRetryHandler(DeadLettersHandler):
 
     async def post(self, delivery_id):
         self.check_admin()
-        if not delivery_id.isdigit():
+        if dead_letter_id(delivery_id) is None:
             raise APIError(404, "No such dead letter.")
 
         def work():

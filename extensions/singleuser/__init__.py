@@ -112,6 +112,9 @@ def _load_jupyter_server_extension(serverapp) -> None:
     from .handlers import handlers
 
     bridge = HubBridge(parent=serverapp, log=serverapp.log)
+    if bridge.public_url.startswith("https://"):
+        # Behind an HTTPS proxy the server's _xsrf cookie must be Secure too (its login cookie already is).
+        serverapp.web_app.settings.setdefault("xsrf_cookie_kwargs", {})["secure"] = True
     serverapp.web_app.settings["learnhub_bridge"] = bridge
     serverapp.web_app.settings["learnhub_assignments"] = Assignments(bridge, serverapp.root_dir, serverapp.log)
     base_url = serverapp.web_app.settings["base_url"]

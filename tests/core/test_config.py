@@ -123,9 +123,10 @@ def test_unknown_authenticator_name_is_a_clear_error(tmp_path):
 
 
 def test_tls_settings(monkeypatch, tmp_path):
-    c = load_hub_config(monkeypatch, tmp_path / "data", LEARNHUB_SSL_CERT="/etc/ssl/cert.pem",
-                        LEARNHUB_SSL_KEY="/etc/ssl/key.pem")
-    assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == ("/etc/ssl/cert.pem", "/etc/ssl/key.pem")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("certificate"), key.write_text("key")  # only their presence is checked here
+    c = load_hub_config(monkeypatch, tmp_path / "data", LEARNHUB_SSL_CERT=str(cert), LEARNHUB_SSL_KEY=str(key))
+    assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == (str(cert), str(key))
     settings, _ = load_settings(str(tmp_path / "data"))
     assert settings.public_url.startswith("https://")
 
