@@ -24,7 +24,7 @@ def load_hub_config(monkeypatch, data_dir, config_text: str | None = None, **env
 
 def test_embedded_default(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "data")
-    assert c.JupyterHub.authenticator_class == "learnhub-native"  # entry points learnhub registers
+    assert c.JupyterHub.authenticator_class.learnhub_named == "learnhub-native"  # entry points learnhub registers
     assert c.JupyterHub.spawner_class == "learnhub-sandboxed"
     assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'data' / 'jupyterhub.sqlite'}"
     assert (c.JupyterHub.ip, c.JupyterHub.port) == ("127.0.0.1", 8000)
@@ -52,7 +52,7 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
                         LEARNHUB_HUB_DB_URL="postgresql://learnhub@db/hub",
                         LEARNHUB_PUBLIC_URL="https://learn.example.edu",
                         LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
-    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert c.JupyterHub.authenticator_class.learnhub_named == "generic-oauth"
     # The config file wins over the environment, and may set any other class's options.
     assert c.JupyterHub.spawner_class == "docker"
     assert c.DockerSpawner.image == "example/learner:1"
@@ -67,7 +67,7 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
 
 def test_lti_and_class_paths(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "d1", LEARNHUB_AUTHENTICATOR="lti")
-    assert c.JupyterHub.authenticator_class == "ltiauthenticator.lti13.auth.LTI13Authenticator"
+    assert c.JupyterHub.authenticator_class.learnhub_named == "ltiauthenticator.lti13.auth.LTI13Authenticator"
     c = load_hub_config(monkeypatch, tmp_path / "d2",
                         LEARNHUB_SPAWNER="jupyterhub.spawner.SimpleLocalProcessSpawner")
     assert c.JupyterHub.spawner_class == "jupyterhub.spawner.SimpleLocalProcessSpawner"
