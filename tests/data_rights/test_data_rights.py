@@ -33,7 +33,7 @@ from learnhub import db as lhdb
 from learnhub.course_content import generate_release, load_course
 from learnhub.events import make_event, Verb
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.db]  # db: runs on PostgreSQL too (the audit trigger differs)
 
 REPO = Path(__file__).resolve().parents[2]
 COURSE_DIR = REPO / "courses" / "intro-python"
