@@ -54,6 +54,14 @@ class ErasuresHandler(CoordinatorHandler):
         user = self.user_argument()
         if user == self.current_user_name:
             raise APIError(409, "an admin cannot erase themselves through their own token; ask another admin")
+        try:
+            account = await self.service.hub_api.user(user)
+        except (PeerUnavailable, APIClientError):
+            account = None  # no hub account any more (or the hub is away): nothing runs for them
+        if account and (account.get("server") or account.get("pending")):
+            # Their home folder is erased: a running server would write into it again.
+            raise APIError(409, f"{user}'s server is running; stop it first (hub admin panel, or "
+                                f"DELETE /hub/api/users/{user}/server)", {"user": user})
         # Audited first: the erasure then removes who the target was from the audit log as well.
         await self.audit("data-erased", target=user)
         report = await self.work(self.service.data_rights.erase, user)
