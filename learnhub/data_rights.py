@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import String, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
-from traitlets import Float, Integer
+from traitlets import Float, Integer, default
 from traitlets.config import Configurable
 
 from . import audit
@@ -143,7 +143,7 @@ class DataRetention(Configurable):
     """How long learnhub keeps what a finished course leaves behind (``c.DataRetention.*``)."""
 
     archived_course_days = Integer(
-        0, help="""Days after a course was archived (its last change while archived) after which its submissions,
+        help="""Days after a course was archived (its last change while archived) after which its submissions,
         their files, feedback, extensions and fetches and its events are deleted; the course itself, its
         assignments and the analytics summaries (already counts, no submissions) stay. 0: keep forever.
         Applied by the courses service every ``interval_hours`` and by ``learnhub data retention``.
@@ -154,11 +154,9 @@ class DataRetention(Configurable):
         24.0, help="Hours between two runs of the retention job in the courses service (0: only on demand).",
     ).tag(config=True)
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        if os.environ.get("LEARNHUB_RETENTION_ARCHIVED_COURSE_DAYS") and "archived_course_days" not in kwargs \
-                and "archived_course_days" not in (self.config.get("DataRetention") or {}):
-            self.archived_course_days = int(os.environ["LEARNHUB_RETENTION_ARCHIVED_COURSE_DAYS"])
+    @default("archived_course_days")
+    def _default_archived_course_days(self):
+        return int(os.environ.get("LEARNHUB_RETENTION_ARCHIVED_COURSE_DAYS", "0") or 0)
 
     def cutoff(self, now=None):
         return (now or utcnow()) - timedelta(days=self.archived_course_days)

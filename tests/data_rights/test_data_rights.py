@@ -274,3 +274,17 @@ def test_deleting_a_user_in_the_hub_erases_them(platform):
     assert files_naming(platform, DELETED.encode()) == []
     items = ok(call(platform, "admin", "GET", "courses/api/audit?action=data-erased"))["items"]
     assert any(i["actor"] == "hub" and i["details"].get("reason") for i in items)
+
+
+def test_erasure_refuses_while_the_persons_server_runs(platform):
+    """Their home folder would be written again: stop the server first (the hub's deletion does)."""
+    from hubtools import start_server
+
+    hub = platform["hub"]
+    start_server(hub, OTHER)
+    try:
+        refused = call(platform, "admin", "POST", "courses/api/data/erasures", json={"user": OTHER})
+        assert refused.status_code == 409 and "stop it first" in refused.json()["error"]["message"]
+        assert rows_naming(platform, OTHER).keys() >= {"submissions", "enrollments"}  # nothing was erased
+    finally:
+        hub.hub_api("DELETE", f"/users/{OTHER}/server")
