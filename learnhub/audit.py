@@ -68,7 +68,10 @@ def entries(session: Session, *, actor: str | None = None, target: str | None = 
         query = query.where(AuditEntry.course_id == course_id)
     if since is not None:
         query = query.where(AuditEntry.time >= since)
-    rows = session.scalars(query.order_by(AuditEntry.id).limit(limit)).all()
+    return _as_dicts(session, session.scalars(query.order_by(AuditEntry.id).limit(limit)).all())
+
+
+def _as_dicts(session: Session, rows: list[AuditEntry]) -> list[dict]:
     ids = {i for row in rows for i in (row.actor_id, row.target_id) if i}
     names = dict(session.execute(select(AuditSubject.id, AuditSubject.name).where(AuditSubject.id.in_(ids))).all()) \
         if ids else {}
@@ -80,9 +83,9 @@ def entries(session: Session, *, actor: str | None = None, target: str | None = 
 def about(session: Session, name: str) -> list[dict]:
     """Every entry naming ``name`` as actor or target (for their data export)."""
     ids = select(AuditSubject.id).where(AuditSubject.kind == "user", AuditSubject.name == name).scalar_subquery()
-    first = select(AuditEntry.id).where((AuditEntry.actor_id.in_(ids)) | (AuditEntry.target_id.in_(ids)))
-    found = set(session.scalars(first))
-    return [e for e in entries(session, limit=10**9) if e["id"] in found] if found else []
+    rows = session.scalars(select(AuditEntry).where(AuditEntry.actor_id.in_(ids) | AuditEntry.target_id.in_(ids))
+                           .order_by(AuditEntry.id)).all()
+    return _as_dicts(session, rows)
 
 
 def forget(session: Session, name: str) -> int:

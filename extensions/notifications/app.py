@@ -124,9 +124,7 @@ class NotificationsService(ServiceApp):
         from .data import NotificationsData
 
         with session_scope(self.session_factory) as session:
-            result = NotificationsData(session, self.preference_store).erase(user, pseudonym)
-        self.broker.forget(user) if hasattr(self.broker, "forget") else None
-        return result
+            return NotificationsData(session, self.preference_store).erase(user, pseudonym)
 
     # -- routes -------------------------------------------------------------------------------
 

@@ -168,11 +168,15 @@ def test_export_then_erase_leaves_nothing_of_the_person(platform):
         assert call(platform, who, "GET", f"courses/api/data/archives?user={LEARNER}").status_code == 403
         assert call(platform, who, "POST", "courses/api/data/erasures", json={"user": LEARNER}).status_code == 403
         assert call(platform, who, "GET", "courses/api/audit").status_code == 403
+        assert call(platform, who, "POST", "courses/api/data/retention", json={}).status_code == 403
         for service in ("courses", "feedback", "notifications", "analytics", "recommender"):
             assert call(platform, who, "GET", f"{service}/api/data/export?user={LEARNER}").status_code == 403
             assert call(platform, who, "POST", f"{service}/api/data/erase",
                         json={"user": LEARNER, "pseudonym": "erased-0123456789abcdef"}).status_code == 403
     assert call(platform, None, "GET", f"courses/api/data/archives?user={LEARNER}").status_code == 401
+    # Retention is off by default: applying it deletes nothing.
+    done = learnhub_cli(platform, "data", "retention")
+    assert done.returncode == 0 and json.loads(done.stdout)["enabled"] is False, done.stderr
     bad = call(platform, "admin", "POST", "feedback/api/data/erase", json={"user": LEARNER, "pseudonym": "x"})
     assert bad.status_code == 400 and "pseudonym" in bad.json()["error"]["message"]
 
