@@ -163,3 +163,28 @@ def test_keys_live_outside_the_data_dir_and_rotate(db_session_factory, tmp_path,
     monkeypatch.setenv("LEARNHUB_SECRET_KEYS", "abc")
     with pytest.raises(SystemExit, match="rotate them there"):
         rotate_key(settings)
+
+
+def test_lms_logins_keep_their_identifiers_encrypted_with_learnhubs_keys(tmp_path, monkeypatch):
+    """With LTI (or OIDC), the hub's auth_state — where the LMS's identifiers live — is on, encrypted by
+    JupyterHub's CryptKeeper with learnhub's keys, from the key file outside the data dir."""
+    import base64
+
+    from traitlets.config import Config
+
+    from learnhub.config import LearnhubSettings
+    from learnhub.hub import configure_hub
+    from learnhub.secrets import load_keys
+
+    for name in ("JUPYTERHUB_CRYPT_KEY", "LEARNHUB_SECRET_KEYS", "LEARNHUB_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "data"
+    c = Config()
+    configure_hub(c, LearnhubSettings(data_dir=str(data), authenticator="lti"))
+    assert c.Authenticator.enable_auth_state is True
+    keys = load_keys(None, data)
+    assert c.CryptKeeper["keys"] == [base64.urlsafe_b64decode(k) for k in keys] and len(c.CryptKeeper["keys"][0]) == 32
+    assert not any(p.name.endswith(".key") for p in data.rglob("*"))  # the key is not in the data dir
+    native = Config()
+    configure_hub(native, LearnhubSettings(data_dir=str(tmp_path / "native")))
+    assert "enable_auth_state" not in native.Authenticator  # the native authenticator keeps no auth_state
