@@ -195,7 +195,13 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
 
         c.Authenticator.enable_auth_state = True
         if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
-            c.CryptKeeper.keys = hub_crypt_keys(load_keys(settings.key_file, settings.data_dir))
+            keys = hub_crypt_keys(load_keys(settings.key_file, settings.data_dir))
+            legacy = data / "auth-state-key"
+            if legacy.is_file():
+                # A key an earlier learnhub kept in the data dir: it still decrypts what it encrypted (each
+                # login re-encrypts under the first key); delete the file once everyone has logged in again.
+                keys.append(legacy.read_text().strip())
+            c.CryptKeeper.keys = keys
 
     c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"

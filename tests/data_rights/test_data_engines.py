@@ -185,6 +185,18 @@ def test_lms_logins_keep_their_identifiers_encrypted_with_learnhubs_keys(tmp_pat
     keys = load_keys(None, data)
     assert c.CryptKeeper["keys"] == [base64.urlsafe_b64decode(k) for k in keys] and len(c.CryptKeeper["keys"][0]) == 32
     assert not any(p.name.endswith(".key") for p in data.rglob("*"))  # the key is not in the data dir
+    # a key an earlier learnhub kept in the data dir still decrypts, after learnhub's own
+    from cryptography.fernet import Fernet
+    from jupyterhub.crypto import CryptKeeper
+
+    legacy = Fernet.generate_key()
+    (data / "auth-state-key").write_bytes(legacy)
+    again = Config()
+    configure_hub(again, LearnhubSettings(data_dir=str(data), authenticator="lti"))
+    assert again.CryptKeeper["keys"][1:] == [legacy.decode()]
+    keeper = CryptKeeper(keys=again.CryptKeeper["keys"])
+    old_state = Fernet(legacy).encrypt(b"lms-id")
+    assert keeper.fernet.decrypt(old_state) == b"lms-id"
     native = Config()
     configure_hub(native, LearnhubSettings(data_dir=str(tmp_path / "native")))
     assert "enable_auth_state" not in native.Authenticator  # the native authenticator keeps no auth_state
