@@ -7,7 +7,7 @@ and nothing in it leads back to them.
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session
 
 from learnhub.timeutil import iso
@@ -30,6 +30,20 @@ class AnalyticsData:
         return {"data": data, "files": []}
 
     def erase(self, user: str, pseudonym: str) -> dict:
-        counts = {table.name: self.session.execute(update(table).where(table.c.actor == user)
-                                                   .values(actor=pseudonym)).rowcount for table in PERSONAL}
-        return {"erased": {}, "pseudonymised": counts}
+        counts, dropped = {}, {}
+        for table in PERSONAL:
+            # The core pseudonymises the event log first; a summary row the listener has meanwhile made
+            # for the pseudonym (from those same events) already counts them: the person's row with the
+            # same key is then dropped rather than renamed onto it.
+            key = [c for c in table.primary_key.columns if c.name != "actor"]
+            mine, theirs = table.alias("mine"), table.alias("theirs")
+            clash = select(*[mine.c[c.name] for c in key]).join(
+                theirs, and_(*[mine.c[c.name] == theirs.c[c.name] for c in key], theirs.c.actor == pseudonym)
+            ).where(mine.c.actor == user)
+            dropped[table.name] = 0
+            for row in self.session.execute(clash).all():
+                dropped[table.name] += self.session.execute(delete(table).where(
+                    table.c.actor == user, *[table.c[c.name] == v for c, v in zip(key, row)])).rowcount
+            counts[table.name] = self.session.execute(update(table).where(table.c.actor == user)
+                                                      .values(actor=pseudonym)).rowcount
+        return {"erased": dropped, "pseudonymised": counts}

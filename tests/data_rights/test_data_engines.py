@@ -200,3 +200,22 @@ def test_lms_logins_keep_their_identifiers_encrypted_with_learnhubs_keys(tmp_pat
     native = Config()
     configure_hub(native, LearnhubSettings(data_dir=str(tmp_path / "native")))
     assert "enable_auth_state" not in native.Authenticator  # the native authenticator keeps no auth_state
+
+
+def test_analytics_pseudonymisation_folds_onto_rows_the_pseudonym_already_has(db_session_factory):
+    from datetime import date
+
+    from learnhub.extensions.analytics.aggregates import activity_table
+    from learnhub.extensions.analytics.data import AnalyticsData
+
+    day = date(2026, 12, 1)
+    with lhdb.session_scope(db_session_factory) as session:
+        for actor, d in (("ann", day), ("ann", date(2026, 12, 2)), ("erased-00aa", day)):
+            session.execute(activity_table.insert().values(course_id="c1", actor=actor, day=d, week=day, events=1,
+                                                           active_seconds=1.0))
+    with lhdb.session_scope(db_session_factory) as session:
+        result = AnalyticsData(session).erase("ann", "erased-00aa")
+    assert result["erased"]["analytics_activity"] == 1 and result["pseudonymised"]["analytics_activity"] == 1
+    with lhdb.session_scope(db_session_factory) as session:
+        rows = sorted(session.execute(select(activity_table.c.actor, activity_table.c.day)).all())
+    assert rows == [("erased-00aa", day), ("erased-00aa", date(2026, 12, 2))]
