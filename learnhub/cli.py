@@ -256,6 +256,95 @@ def cmd_service(args, rest: list[str]) -> int:
     return 0
 
 
+def admin_client(args):
+    """The courses service's API (where the data-rights coordinator and the audit log are), called
+    with the admin's token from ``admin-credentials.json`` (``--token``/``$LEARNHUB_TOKEN`` instead)."""
+    from .config import load_settings
+    from .hubapi import ServiceAPI
+
+    settings, _ = load_settings(args.data_dir)
+    token = args.token or os.environ.get("LEARNHUB_TOKEN", "")
+    if not token:
+        if not settings.credentials_file.is_file():
+            raise SystemExit(f"learnhub: no admin token: {settings.credentials_file} does not exist "
+                             "(give --token or set LEARNHUB_TOKEN)")
+        token = json.loads(settings.credentials_file.read_text()).get("api_token", "")
+    url = (args.url or hub_url(settings)).rstrip("/")
+    return ServiceAPI("courses", token, f"{url}/services/", timeout=300.0)
+
+
+def _report_error(exc) -> int:
+    print(f"learnhub: {exc}", file=sys.stderr)
+    return 1
+
+
+def cmd_data(args) -> int:
+    import requests
+
+    from .hubapi import APIClientError, PeerUnavailable
+
+    api = admin_client(args)
+    try:
+        if args.data_command == "export":
+            response = requests.get(api.url("data/archives", {"user": args.user}), timeout=api.timeout,
+                                    headers=api._headers(None), allow_redirects=False, verify=False)
+            if response.status_code != 200:
+                return _report_error(f"{response.status_code}: {response.text[:500]}")
+            out = Path(args.output or f"learnhub-data-{args.user}.zip")
+            out.write_bytes(response.content)
+            os.chmod(out, 0o600)
+            print(f"{args.user}'s data: {out} ({len(response.content)} bytes)")
+            return 0
+        if args.data_command == "erase":
+            if not args.yes:
+                answer = input(f"Erase every piece of data learnhub holds about {args.user}? This cannot be "
+                               "undone. Type the name again to confirm: ")
+                if answer.strip() != args.user:
+                    print("learnhub: not confirmed; nothing erased", file=sys.stderr)
+                    return 1
+            report = api.request_sync("POST", "data/erasures", {"user": args.user})
+        else:
+            report = api.request_sync("POST", "data/retention", {})
+    except (APIClientError, PeerUnavailable, requests.RequestException) as exc:
+        return _report_error(exc)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from .hubapi import APIClientError, PeerUnavailable
+
+    api = admin_client(args)
+    params = {k: v for k, v in (("actor", args.actor), ("target", args.target), ("action", args.action),
+                                ("course", args.course), ("since", args.since)) if v}
+    after = 0
+    try:
+        while True:
+            page = api.request_sync("GET", "audit", params=dict(params, after=after, limit=500))
+            for item in page["items"]:
+                print(json.dumps(item) if args.json else
+                      f"{item['time']}  {item['actor']:<16} {item['action']:<20} {item['target'] or '-':<16} "
+                      f"{item['course_id'] or '-':<16} {item['ip'] or '-':<15} {json.dumps(item['details'])}")
+            if page["next"] is None:
+                return 0
+            after = page["next"]
+    except (APIClientError, PeerUnavailable) as exc:
+        return _report_error(exc)
+
+
+def cmd_keys(args) -> int:
+    from .secrets import rotate_key
+
+    from .config import load_settings
+
+    settings, _ = load_settings(args.data_dir)
+    path, count = rotate_key(settings, drop_old=args.drop_old)
+    print(f"{path}: {'old keys dropped' if args.drop_old else 'new key added'}; {count} key(s) now. "
+          "Restart the platform; then `learnhub keys reencrypt`." if not args.drop_old else
+          f"{path}: {count} key(s) now. Restart the platform.")
+    return 0
+
+
 def delegate(module: str, argv: list[str]) -> int:
     """Run a component's own command line (graders, recommender, courses)."""
     import importlib
@@ -289,6 +378,36 @@ def build_parser() -> argparse.ArgumentParser:
     service = sub.add_parser("service", help="run one learnhub service (hub-managed or standalone)")
     service.add_argument("name", help="courses, feedback, recommender, analytics or notifications")
 
+    def admin_options(p):
+        p.add_argument("--data-dir", default=None, help="the platform's data dir (for the admin's token and URL)")
+        p.add_argument("--url", default=None, help="the platform's URL (default: from the settings)")
+        p.add_argument("--token", default=None, help="an admin's API token (default: admin-credentials.json)")
+
+    data = sub.add_parser("data", help="one person's data: export, erase (GDPR); retention")
+    datasub = data.add_subparsers(dest="data_command", required=True)
+    export = datasub.add_parser("export", help="write everything learnhub holds about USER to a zip")
+    export.add_argument("user")
+    export.add_argument("-o", "--output", default=None, help="the zip to write (default learnhub-data-USER.zip)")
+    erase = datasub.add_parser("erase", help="erase USER everywhere (what statistics keep is pseudonymised)")
+    erase.add_argument("user")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    retention = datasub.add_parser("retention", help="apply the retention settings (c.DataRetention) now")
+    for p in (export, erase, retention):
+        admin_options(p)
+
+    audit = sub.add_parser("audit", help="read the audit log of staff and admin actions")
+    admin_options(audit)
+    for name in ("actor", "target", "action", "course", "since"):
+        audit.add_argument(f"--{name}", default=None)
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    keys = sub.add_parser("keys", help="the key that encrypts contact details at rest")
+    keysub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keysub.add_parser("rotate", help="add a new key (used for new data; old ones still decrypt)")
+    rotate.add_argument("--data-dir", default=None)
+    rotate.add_argument("--drop-old", action="store_true",
+                        help="keep only the newest key (after every ciphertext was re-encrypted)")
+
     for name, help_text in (("grade", "grade one submission locally with the learnhub engine"),
                             ("course", "manage course content (course import DIR)"),
                             ("recommender", "recommender tools (recommender evaluate)"),
@@ -319,5 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_up(args)
     if args.command == "db":
         return cmd_db_upgrade(args)
+    if args.command == "data":
+        return cmd_data(args)
+    if args.command == "audit":
+        return cmd_audit(args)
+    if args.command == "keys":
+        return cmd_keys(args)
     parser.error(f"unknown command {args.command}")
     return 2

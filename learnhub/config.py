@@ -264,6 +264,20 @@ class LearnhubSettings(Configurable):
     def _default_demo_course(self):
         return _env("DEMO_COURSE", "1").lower() not in ("0", "false", "no")
 
+    key_file = Unicode(
+        help="""File of the keys that encrypt personal data at rest (contact details; with an LMS or OIDC
+        login also the hub's auth_state, which holds their identifiers), one Fernet key a line, newest
+        first; made on first use. Keep it off the data dir's disk or backups. $LEARNHUB_SECRET_KEYS
+        (comma-separated) replaces the file altogether. Env: LEARNHUB_KEY_FILE.
+        Default: <data dir>-keys/contacts.key, beside the data dir and never in it.""",
+    ).tag(config=True)
+
+    @default("key_file")
+    def _default_key_file(self):
+        from .secrets import default_key_file
+
+        return _env("KEY_FILE") or str(default_key_file(self.data_dir))
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)

@@ -56,6 +56,7 @@ class Verb(StrEnum):
     # the hub
     LOGGED_IN = "logged-in"
     SERVER_SPAWNED = "server-spawned"
+    USER_DELETED = "user-deleted"
 
 
 OBJECT_TYPES = ("course", "assignment", "exercise", "notebook", "cell", "file", "recommendation",
@@ -165,6 +166,7 @@ VERB_SPECS: dict[Verb, VerbSpec] = {
     Verb.ACTIVE: VerbSpec("was active in JupyterLab (result.duration: seconds, idle excluded)", ("notebook",),
                           requires_result=("duration",)),
     Verb.LOGGED_IN: VerbSpec("logged in to the hub", ("platform",)),
+    Verb.USER_DELETED: VerbSpec("the hub deleted this account (learnhub then erases their data)", ("platform",)),
     Verb.SERVER_SPAWNED: VerbSpec("their single-user server started (result.duration: spawn time)", ("server",),
                                   result={"duration": {"type": "number", "minimum": 0}}),
 }

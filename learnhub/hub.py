@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .config import AUTHENTICATORS, SPAWNERS, LearnhubSettings
-from .hub_events import HubEventRecorder
+from .hub_events import HubEventRecorder, erasing_authenticator
 
 #: learnhub's own permissions, checked by its services (JupyterHub custom scopes).
 CUSTOM_SCOPES = {
@@ -39,7 +39,8 @@ SERVICE_SCOPES = ["list:users", "read:users", "read:users:groups", "list:groups"
 
 #: What one service needs beyond that, and only it: least privilege between services.
 SERVICE_EXTRA_SCOPES = {
-    "courses": ["admin:groups", "groups"],  # mirrors enrollments into the hub's course groups
+    # mirrors enrollments into the hub's course groups; coordinates data export and erasure
+    "courses": ["admin:groups", "groups", "custom:learnhub:data:admin"],
     "feedback": ["custom:learnhub:submissions:write", "custom:learnhub:grades:read"],  # submits, then grades
     "recommender": ["custom:learnhub:courses:read"],  # learner profiles and due dates
     "notifications": ["custom:learnhub:courses:read"],  # due dates for reminders
@@ -111,6 +112,14 @@ def ca_environment(settings: LearnhubSettings) -> dict:
     return {"SSL_CERT_FILE": path, "REQUESTS_CA_BUNDLE": path}
 
 
+def authenticator_class(value) -> type:
+    """The class ``c.JupyterHub.authenticator_class`` names (a class, an import path or an entry point)."""
+    from jupyterhub.auth import Authenticator
+    from jupyterhub.traitlets import EntryPointType
+
+    return EntryPointType(klass=Authenticator, entry_point_group="jupyterhub.authenticators").validate(None, value)
+
+
 def service_specs(settings: LearnhubSettings) -> list[dict]:
     """Hub-managed service entries for ``c.JupyterHub.services``."""
     # Every LEARNHUB_* variable of the hub's environment reaches the services, so that a
@@ -121,6 +130,7 @@ def service_specs(settings: LearnhubSettings) -> list[dict]:
         "LEARNHUB_DB_URL": settings.db_url,
         "LEARNHUB_DATA_DIR": settings.data_dir,
         "LEARNHUB_PUBLIC_URL": settings.public_url,
+        "LEARNHUB_KEY_FILE": settings.key_file,
         "PYTHONUNBUFFERED": "1",
         **ca_environment(settings),
     })
@@ -243,7 +253,12 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.JupyterHub.subdomain_host = settings.subdomain_host
         c.JupyterHub.subdomain_hook = subdomain_hook
 
-    c.JupyterHub.authenticator_class = hub_class("authenticator", settings.authenticator)
+    # Logins, server starts and deleted users go to the event log (analytics counts the first two;
+    # a deleted user's data is erased in every service, learnhub.data_rights).
+    recorder = HubEventRecorder(settings.db_url)
+    named = hub_class("authenticator", settings.authenticator)
+    c.JupyterHub.authenticator_class = erasing_authenticator(authenticator_class(named), recorder)
+    c.JupyterHub.authenticator_class.learnhub_named = named  # what the settings named (the wrapped class)
     c.Authenticator.admin_users = set(settings.all_admin_users)
     if settings.authenticator == "native":
         c.NativeAuthenticator.open_signup = settings.open_signup
@@ -254,10 +269,7 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.LearnhubNativeAuthenticator.bootstrap_credentials_file = str(settings.credentials_file)
     elif settings.authenticator == "oauth":
         # The provider's tokens (refresh token, id_token for the logout hint) are kept in the hub's
-        # encrypted auth state; its key is a secret of the data dir unless JUPYTERHUB_CRYPT_KEY gives one.
-        c.Authenticator.enable_auth_state = True
-        if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
-            c.CryptKeeper.keys = [private_secret(data / "auth-state-key")]
+        # encrypted auth state (below, with learnhub's keys).
         # Behind a reverse proxy the request's host is not the public one: the provider must get the
         # redirect URI registered with it.
         # (A public URL on a wildcard address names no host: then oauthenticator uses the request's.)
@@ -273,6 +285,21 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.LearnhubLTIAuthenticator.db_url = settings.db_url
         c.LearnhubLTIAuthenticator.data_dir = settings.data_dir
         c.LearnhubLTIAuthenticator.public_url = settings.public_url
+
+    if settings.authenticator != "native":
+        # LMS/OIDC logins keep the provider's identifiers and tokens in auth_state: encrypted at rest,
+        # with learnhub's keys (learnhub.secrets), unless JUPYTERHUB_CRYPT_KEY says otherwise.
+        from .secrets import hub_crypt_keys, load_keys
+
+        c.Authenticator.enable_auth_state = True
+        if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
+            keys = hub_crypt_keys(load_keys(settings.key_file, settings.data_dir))
+            legacy = data / "auth-state-key"
+            if legacy.is_file():
+                # A key an earlier learnhub kept in the data dir: it still decrypts what it encrypted (each
+                # login re-encrypts under the first key); delete the file once everyone has logged in again.
+                keys.append(legacy.read_text().strip())
+            c.CryptKeeper.keys = keys
 
     c.JupyterHub.spawner_class = hub_class("spawner", settings.spawner)
     c.Spawner.default_url = "/lab"
@@ -292,8 +319,6 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         c.DockerSpawner.notebook_dir = "/home/jovyan/work"
         c.DockerSpawner.volumes = {"learnhub-user-{username}": "/home/jovyan/work"}
 
-    # Logins and server starts go to the event log (analytics' platform report counts them).
-    recorder = HubEventRecorder(settings.db_url)
     c.Authenticator.post_auth_hook = recorder.post_auth_hook
     c.Spawner.pre_spawn_hook = recorder.pre_spawn_hook
 

@@ -1,7 +1,10 @@
-"""What the hub itself records in learnhub's event log: logins and servers that started.
+"""What the hub itself records in learnhub's event log: logins, servers that started, users deleted.
 
 Installed by :func:`learnhub.hub.configure_hub` as JupyterHub hooks (``Authenticator.post_auth_hook``,
-``Spawner.pre_spawn_hook``), so they work with every authenticator and spawner. Writes happen in a
+``Spawner.pre_spawn_hook``), so they work with every authenticator and spawner; a deletion through the hub's admin panel or API
+reaches :meth:`HubEventRecorder.user_deleted` through the authenticator's ``delete_user`` (every
+authenticator is wrapped by :func:`erasing_authenticator`), and the courses service erases the person's
+data everywhere when it reads the event (``learnhub.data_rights``). Writes happen in a
 worker thread: a slow database never holds up the hub's event loop or a login. An event that cannot
 be written is logged and dropped — a login never fails because analytics could not count it.
 """
@@ -19,7 +22,7 @@ from .events import record
 log = logging.getLogger("learnhub.hub_events")
 SOURCE = "hub"
 
-EVENTS = EventContract("hub", SOURCE, produces=(Verb.LOGGED_IN, Verb.SERVER_SPAWNED),
+EVENTS = EventContract("hub", SOURCE, produces=(Verb.LOGGED_IN, Verb.SERVER_SPAWNED, Verb.USER_DELETED),
                        notes="JupyterHub hooks installed by learnhub.hub.configure_hub")
 
 
@@ -44,17 +47,26 @@ class HubEventRecorder:
             self._sessions = lhdb.make_session_factory(lhdb.make_engine(self.db_url))
         return self._sessions
 
-    def _append(self, actor: str, verb: Verb, object_type: str, object_id: str, result: dict | None) -> None:
+    def _append(self, actor: str, verb: Verb, object_type: str, object_id: str, result: dict | None,
+                required: bool = False) -> None:
         try:
             with lhdb.session_scope(self._session_factory()) as session:
                 record(session, actor, verb, object_type, object_id, result=result, source=SOURCE)
         except Exception:
             log.exception("could not record %s of %s in the event log", verb, actor)
+            if required:
+                raise
 
     async def append(self, actor: str, verb: Verb, object_type: str, object_id: str,
                      result: dict | None = None) -> None:
         await asyncio.get_running_loop().run_in_executor(
             self._executor, self._append, actor, verb, object_type, object_id, result)
+
+    async def user_deleted(self, name: str) -> None:
+        """The hub deleted ``name``. Unlike a login's count, this one must not be lost: it is what
+        erases the person's data, so a failure to record it fails the deletion (the admin retries)."""
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._append, name, Verb.USER_DELETED, "platform", "hub", None, True)
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -78,3 +90,19 @@ class HubEventRecorder:
                 return
             if not spawner.pending and not spawner.active:
                 return  # it did not start: the hub says why; nothing started to count
+
+
+def erasing_authenticator(cls: type, recorder: HubEventRecorder) -> type:
+    """A subclass of the authenticator class ``cls`` whose ``delete_user`` (JupyterHub calls it when an
+    admin deletes a user) records ``user-deleted`` first. Configuration for ``cls`` still applies
+    (traitlets looks a subclass's settings up under its parents' names too)."""
+
+    async def delete_user(self, user):
+        await recorder.user_deleted(user.name)
+        result = cls.delete_user(self, user)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    return type(cls.__name__, (cls,), {"delete_user": delete_user, "__module__": cls.__module__,
+                                       "__doc__": cls.__doc__})

@@ -52,3 +52,40 @@ class EventCursor(Base):
     last_stored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditSubject(Base):
+    """Who an audit entry names: a person (or service) behind the random ``id`` the entries hold.
+
+    The audit log itself never stores a name: erasing a person deletes their row here, and the
+    entries about them stay, unchanged, naming nobody (``docs/data-rights.md``)."""
+
+    __tablename__ = "audit_subjects"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16), default="user")
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_audit_subjects_kind_name", "kind", "name", unique=True),)
+
+
+class AuditEntry(Base):
+    """One thing staff or an admin did: who (``actor_id``), what (``action`` on ``target_id`` in
+    ``course_id``, with ``details``), when, and from where (``ip``). Append-only: learnhub has no
+    code that changes or deletes an entry, and the database refuses it (triggers of migration 0014)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor_id: Mapped[str] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    course_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_time", "time"), Index("ix_audit_log_actor", "actor_id"),
+                      Index("ix_audit_log_target", "target_id"))

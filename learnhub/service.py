@@ -214,6 +214,25 @@ class AuthenticatedMixin(ServiceHubAuth):
 class APIHandler(AuthenticatedMixin, BaseHandler):
     """A JSON API handler: authenticated (see :class:`AuthenticatedMixin`), JSON in and out."""
 
+    async def audit(self, action: str, *, target: str | None = None, course_id: str | None = None,
+                    details: dict | None = None) -> None:
+        """Append to the audit log (:mod:`learnhub.audit`) what the caller just did, with the address
+        it came from (the proxy's X-Forwarded-For: services run with ``xheaders``). Called after the
+        action succeeded, so that a refused request leaves no entry."""
+        from . import audit
+
+        actor = self.current_user_name
+        kind = self.current_user.get("kind", "user")
+        kind = "service" if kind == "service" else "user"
+        ip, source = self.request.remote_ip, self.service.service_name
+
+        def write():
+            with lhdb.session_scope(self.service.session_factory) as session:
+                audit.record(session, actor, action, target=target, course_id=course_id, details=details,
+                             ip=ip, source=source, actor_kind=kind)
+
+        await IOLoop.current().run_in_executor(None, write)
+
     def get_json_body(self) -> Any:
         if not self.request.body:
             raise APIError(400, "Request body is empty; send a JSON document.")
@@ -284,6 +303,54 @@ class WhoAmIHandler(APIHandler):
         self.write_json({"name": user["name"], "kind": user.get("kind", "user"),
                          "admin": bool(user.get("admin")), "groups": user.get("groups", []),
                          "scopes": sorted(user.get("scopes", []))})
+
+
+DATA_SCOPE = "custom:learnhub:data:admin"
+
+
+class DataRightsHandler(APIHandler):
+    """The kit's GDPR endpoints, on every service: what the service holds about one person, and their
+    erasure. Only for ``custom:learnhub:data:admin`` (admins, and the courses service's coordinator,
+    which gathers every service's answer: ``learnhub.data_rights``). The work is the service's own
+    :meth:`ServiceApp.data_export` / :meth:`ServiceApp.data_erase`, in a worker thread."""
+
+    def prepare_data_rights(self) -> None:
+        if not (self.is_admin or self.has_scope(DATA_SCOPE)):
+            raise APIError(403, f"Exporting or erasing a person's data needs the {DATA_SCOPE} scope.")
+
+    @staticmethod
+    def checked_user(value) -> str:
+        if not isinstance(value, str) or not value.strip() or len(value) > 255:
+            raise APIError(400, "'user' must name one person (a hub user name).", {"field": "user"})
+        return value
+
+
+class DataExportHandler(DataRightsHandler):
+    """``GET api/data/export?user=NAME``."""
+
+    async def get(self):
+        self.prepare_data_rights()
+        user = self.checked_user(self.get_argument("user", ""))
+        result = await IOLoop.current().run_in_executor(None, self.service.data_export, user)
+        self.write_json({"service": self.service.service_name, "user": user, "data": result.get("data", {}),
+                         "files": result.get("files", [])})
+
+
+class DataEraseHandler(DataRightsHandler):
+    """``POST api/data/erase`` ``{"user": NAME, "pseudonym": "erased-..."}``."""
+
+    async def post(self):
+        self.prepare_data_rights()
+        body = self.get_json_body()
+        if not isinstance(body, dict):
+            raise APIError(400, "send {\"user\": NAME, \"pseudonym\": ...}")
+        user = self.checked_user(body.get("user"))
+        pseudonym = body.get("pseudonym")
+        if not isinstance(pseudonym, str) or not re.fullmatch(r"erased-[0-9a-f]{8,32}", pseudonym):
+            raise APIError(400, "'pseudonym' must be 'erased-' and 8-32 hex digits (what stays for course "
+                                "statistics is kept under it)", {"field": "pseudonym"})
+        result = await IOLoop.current().run_in_executor(None, self.service.data_erase, user, pseudonym)
+        self.write_json({"service": self.service.service_name, "user": user, **result})
 
 
 class ServiceHomeHandler(ServiceHubAuth, BaseHandler):
@@ -416,6 +483,18 @@ class ServiceApp(Application):
         """OpenAPI ``paths`` for :meth:`api_handlers`, keyed like ``/api/things``."""
         return {}
 
+    def data_export(self, user: str) -> dict:
+        """Everything this service holds about ``user`` (blocking; a worker thread runs it):
+        ``{"data": {name: rows}, "files": [{"path", "content_b64"}]}``. Services that hold personal
+        data override it (``GET api/data/export``)."""
+        return {"data": {}, "files": []}
+
+    def data_erase(self, user: str, pseudonym: str) -> dict:
+        """Erase ``user`` from this service; what must stay for course statistics is kept under
+        ``pseudonym``. Returns ``{"erased": {table: rows}, "pseudonymised": {table: rows}}``;
+        idempotent (a second call finds nothing)."""
+        return {"erased": {}, "pseudonymised": {}}
+
     # -- the common parts --------------------------------------------------------------------
 
     def common_handlers(self) -> list[tuple]:
@@ -426,6 +505,8 @@ class ServiceApp(Application):
             (r"api/whoami", WhoAmIHandler),
             (r"metrics", MetricsHandler),
             (r"oauth_callback", OAuthCallbackHandler),
+            (r"api/data/export", DataExportHandler),
+            (r"api/data/erase", DataEraseHandler),
         ]
 
     def common_openapi_paths(self) -> dict:
@@ -447,6 +528,22 @@ class ServiceApp(Application):
                                                "401": error, "403": error}}},
             "/oauth_callback": {"get": {"summary": "HubOAuth login callback", "security": [],
                                         "responses": {"302": {"description": "back to the page"}}}},
+            "/api/data/export": {"get": {
+                "summary": f"Everything this service holds about one person (GDPR; needs {DATA_SCOPE})",
+                "x-learnhub-scopes": [DATA_SCOPE],
+                "parameters": [{"name": "user", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "{service, user, data: {name: rows}, files: [{path, content_b64}]}"},
+                              "400": error, "401": error, "403": error}}},
+            "/api/data/erase": {"post": {
+                "summary": f"Erase one person from this service, pseudonymising what course statistics keep "
+                           f"(GDPR; needs {DATA_SCOPE})",
+                "x-learnhub-scopes": [DATA_SCOPE],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["user", "pseudonym"],
+                    "properties": {"user": {"type": "string"},
+                                   "pseudonym": {"type": "string", "pattern": "^erased-[0-9a-f]{8,32}$"}}}}}},
+                "responses": {"200": {"description": "{service, user, erased: {table: rows}, pseudonymised: {...}}"},
+                              "400": error, "401": error, "403": error}}},
         }
 
     def openapi(self) -> dict:

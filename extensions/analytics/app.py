@@ -49,6 +49,18 @@ class AnalyticsService(ServiceApp):
                                         registry=registry)
         self.feedback = self.service_api("feedback")
 
+    def data_export(self, user: str) -> dict:
+        from .data import AnalyticsData
+
+        with lhdb.session_scope(self.session_factory) as session:
+            return AnalyticsData(session).export(user)
+
+    def data_erase(self, user: str, pseudonym: str) -> dict:
+        from .data import AnalyticsData
+
+        with lhdb.session_scope(self.session_factory) as session:
+            return AnalyticsData(session).erase(user, pseudonym)
+
     def event_log(self, source: str) -> EventLog:
         return EventLog(default_source=source)
 

@@ -9,8 +9,9 @@ EVENTS = EventContract(
     produces=(Verb.COURSE_CREATED, Verb.COURSE_UPDATED, Verb.COURSE_DELETED, Verb.COURSE_IMPORTED, Verb.ENROLLED,
               Verb.UNENROLLED, Verb.PROFILE_UPDATED, Verb.RELEASED, Verb.UNRELEASED, Verb.FETCHED, Verb.SUBMITTED,
               Verb.COLLECTED, Verb.FEEDBACK_RELEASED, Verb.FEEDBACK_FETCHED),
-    consumes=(Verb.GRADED, Verb.GRADING_FAILED),
-    notes="keeps the autograding outcome on its submissions (grades.GradeRecorder)")
+    consumes=(Verb.GRADED, Verb.GRADING_FAILED, Verb.USER_DELETED),
+    notes="keeps the autograding outcome on its submissions (grades.GradeRecorder); erases deleted users "
+          "everywhere (learnhub.data_rights)")
 
 __all__ = ["CoursesService"]
 

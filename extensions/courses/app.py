@@ -8,19 +8,28 @@ from sqlalchemy import select
 from traitlets import Float, Integer, List, Unicode, default
 
 from learnhub.course_sources import SourceLocator, default_source_roots
+from learnhub.data_rights import SERVICES as DATA_SERVICES
+from learnhub.data_rights import CoreData, DataRetention, DataRightsCoordinator
 from learnhub.db import session_scope
+from learnhub.event_feed import EventFeed, RetryLater
+from learnhub.event_schemas import Verb
+from learnhub.hubapi import APIClientError, PeerUnavailable
 from learnhub.service import ServiceApp
 
+from . import data_handlers as dh
 from . import handlers as h
 from . import lti
 from . import models as m
 from . import openapi
 from .catalog import Enrollments
+from .data import CoursesData
 from .grades import GradeRecorder
 from .hubgroups import CourseGroupMirror
 from .store import FileStore
 
 COURSE = r"api/courses/(?P<course_id>[^/]+)"
+#: the hub's deletions of users, read by the erasure feed (learnhub.data_rights)
+DELETION_VERBS = (Verb.USER_DELETED,)
 ASSIGNMENT = COURSE + r"/assignments/(?P<assignment_id>[^/]+)"
 
 
@@ -89,9 +98,21 @@ class CoursesService(ServiceApp):
         0.5, help="Seconds between reads of the event log for the feedback service's grading results.",
     ).tag(config=True)
 
+    erasure_poll_interval = Float(
+        2.0, help="""Seconds between reads of the event log for users the hub deleted (their data is then
+        erased in every service, learnhub.data_rights).""",
+    ).tag(config=True)
+
     def initialize(self, argv=None):
         super().initialize(argv)
         self.store = FileStore(self.store_path)
+        self.retention = DataRetention(parent=self)
+        self.data_rights = DataRightsCoordinator(
+            {name: self.service_api(name) for name in DATA_SERVICES},
+            CoreData(self.session_factory, self.data_dir))
+        self.deleted_users = EventFeed(self.session_factory, "courses-user-deletions", DELETION_VERBS,
+                                       settle_seconds=0.0)
+        self._loop = None
         self.groups = CourseGroupMirror(self.hub_api)
         self.sources = SourceLocator(self.source_roots)
         self.grades = GradeRecorder(self.session_factory)
@@ -116,10 +137,74 @@ class CoursesService(ServiceApp):
             (ASSIGNMENT + r"/feedback", h.FeedbackHandler),
             (ASSIGNMENT + r"/extensions", h.ExtensionsHandler),
             (ASSIGNMENT + r"/extensions/(?P<user>[^/]+)", h.ExtensionHandler),
+            (r"api/data/archives", dh.ArchivesHandler),
+            (r"api/data/erasures", dh.ErasuresHandler),
+            (r"api/data/retention", dh.RetentionHandler),
+            (r"api/audit", dh.AuditHandler),
         ] + lti.handlers(COURSE)
 
     def openapi_paths(self) -> dict:
-        return openapi.paths()
+        return {**openapi.paths(), **dh.openapi_paths()}
+
+    # -- data rights (learnhub.data_rights) -------------------------------------------------------
+
+    def data_export(self, user: str) -> dict:
+        with session_scope(self.session_factory) as session:
+            return CoursesData(session, self.store).export(user)
+
+    def data_erase(self, user: str, pseudonym: str) -> dict:
+        with session_scope(self.session_factory) as session:
+            result = CoursesData(session, self.store).erase(user, pseudonym)
+        if self._loop is not None and result["erased"].get("enrollments"):
+            # Their hub groups go with their enrollments (the hub may still have the account).
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.reconcile_groups()))
+        return result
+
+    def apply_retention(self) -> dict:
+        """Retention of archived courses (c.DataRetention): their learners' work, then their events."""
+        cutoff = self.retention.cutoff()
+        if self.retention.archived_course_days <= 0:
+            return {"courses": [], "submissions": 0, "store_files": 0, "events": 0, "enabled": False}
+        with session_scope(self.session_factory) as session:
+            result = CoursesData(session, self.store).apply_retention(cutoff)
+        result["events"] = self.data_rights.core.purge_course_events(result["courses"], cutoff)
+        result["enabled"] = True
+        return result
+
+    def erase_deleted_users(self) -> int:
+        """Erase the people the hub deleted (``user-deleted`` events, learnhub.hub_events); a service
+        that does not answer leaves the event for the next poll."""
+        from learnhub import audit
+
+        def handle(session, event):
+            try:
+                self.data_rights.erase(event.actor)
+            except (PeerUnavailable, APIClientError) as exc:
+                raise RetryLater(str(exc))
+            audit.record(session, "hub", "data-erased", details={"reason": "the hub deleted the account"},
+                         source="courses", actor_kind="service")
+
+        return self.deleted_users.poll(handle)
+
+    async def _erase_deleted_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.erase_deleted_users)
+            except Exception:
+                self.log.exception("erasing deleted users failed (will retry)")
+            await asyncio.sleep(self.erasure_poll_interval)
+
+    async def _retention_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.retention.interval_hours > 0:
+            try:
+                result = await loop.run_in_executor(None, self.apply_retention)
+                if result["courses"]:
+                    self.log.info("retention: %s", result)
+            except Exception:
+                self.log.exception("retention failed (will retry)")
+            await asyncio.sleep(self.retention.interval_hours * 3600)
 
     # -- hub group mirroring ------------------------------------------------------------------
 
@@ -179,9 +264,12 @@ class CoursesService(ServiceApp):
             await asyncio.sleep(self.grade_poll_interval)
 
     async def on_start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._reconcile_forever()),
                        asyncio.create_task(self._record_grades_forever()),
-                       asyncio.create_task(self.lti.forever())]
+                       asyncio.create_task(self.lti.forever()),
+                       asyncio.create_task(self._erase_deleted_forever()),
+                       asyncio.create_task(self._retention_forever())]
 
     async def on_stop(self) -> None:
         for task in self._tasks:

@@ -121,10 +121,14 @@ class CourseHandler(CoursesHandler):
 
     async def patch(self, course_id):
         body = self.get_json_body()
-        self.write_json(await self.run(lambda s, c: CourseCatalog(s).update(c, course_id, body)))
+        result = await self.run(lambda s, c: CourseCatalog(s).update(c, course_id, body))
+        await self.audit("course-updated", course_id=course_id,
+                         details={"fields": sorted(body) if isinstance(body, dict) else []})
+        self.write_json(result)
 
     async def delete(self, course_id):
         await self.run(lambda s, c: CourseCatalog(s).delete(c, course_id))
+        await self.audit("course-deleted", course_id=course_id)
         self.set_status(204)
         self.finish()
 
@@ -148,6 +152,10 @@ class EnrollmentsHandler(CoursesHandler):
         row, previous, created = await self.run(lambda s, c: Enrollments(s).enroll(c, course_id, body))
         if previous != row["role"] or not row["mirrored"]:
             row["mirrored"] = await self.service.mirror(course_id, row["user"], row["role"])
+        if previous != row["role"] and (row["user"] != self.current_user_name or previous is not None):
+            # Staff enrolling someone or changing a role (joining an open course oneself is not audited).
+            await self.audit("enrollment-changed", target=row["user"], course_id=course_id,
+                             details={"role": row["role"], "previous_role": previous})
         self.write_json(row, 201 if created else 200)
 
 
@@ -155,6 +163,8 @@ class EnrollmentHandler(CoursesHandler):
     async def delete(self, course_id, user):
         await self.run(lambda s, c: Enrollments(s).unenroll(c, course_id, user))
         await self.service.mirror(course_id, user, None)
+        if user != self.current_user_name:
+            await self.audit("unenrolled", target=user, course_id=course_id)
         self.set_status(204)
         self.finish()
 
@@ -291,6 +301,12 @@ class FeedbackHandler(CoursesHandler):
         result = await self.run(lambda s, c: self.exchange(s, limit).release_feedback(
             c, course_id, assignment_id, submission_id=arg("submission"), user=arg("user"),
             timestamp=arg("timestamp"), files=files, score=score, max_score=max_score, cell_scores=cell_scores))
+        if score is not None or cell_scores is not None:
+            # A grade set by staff, over whatever the autograder said.
+            await self.audit("grade-overridden", target=result.get("user") or arg("user"), course_id=course_id,
+                             details={"assignment_id": assignment_id, "submission_id": result.get("submission"),
+                                      "score": score, "max_score": max_score,
+                                      "cells": sorted(cell_scores) if cell_scores else []})
         self.write_json(result, 201)
 
 
@@ -308,9 +324,13 @@ class ExtensionHandler(CoursesHandler):
     async def put(self, course_id, assignment_id, user):
         body = self.get_json_body()
         row, created = await self.run(lambda s, c: Extensions(s).put(c, course_id, assignment_id, user, body))
+        await self.audit("extension-granted", target=user, course_id=course_id,
+                         details={"assignment_id": assignment_id, "due": row.get("due"),
+                                  "extra_attempts": row.get("extra_attempts")})
         self.write_json(row, 201 if created else 200)
 
     async def delete(self, course_id, assignment_id, user):
         await self.run(lambda s, c: Extensions(s).delete(c, course_id, assignment_id, user))
+        await self.audit("extension-withdrawn", target=user, course_id=course_id, details={"assignment_id": assignment_id})
         self.set_status(204)
         self.finish()

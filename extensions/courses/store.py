@@ -69,3 +69,11 @@ class FileStore:
 
     def has(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
+
+    def remove(self, sha256: str) -> bool:
+        """Delete one blob (erasure, retention: the caller checked no row still refers to it)."""
+        try:
+            self._path(sha256).unlink()
+            return True
+        except FileNotFoundError:
+            return False

@@ -119,6 +119,22 @@ class FeedbackService(ServiceApp):
                                            self.sandbox, self.allow_unsafe_local)
         self.recorder = CompletionRecorder(self.session_factory)
 
+    def data_export(self, user: str) -> dict:
+        from learnhub.db import session_scope
+
+        from .data import FeedbackData
+
+        with session_scope(self.session_factory) as session:
+            return FeedbackData(session).export(user)
+
+    def data_erase(self, user: str, pseudonym: str) -> dict:
+        from learnhub.db import session_scope
+
+        from .data import FeedbackData
+
+        with session_scope(self.session_factory) as session:
+            return FeedbackData(session).erase(user, pseudonym)
+
     async def _take_in_forever(self):
         while True:
             try:

@@ -387,6 +387,8 @@ class RegradesHandler(APIHandler):
                                   targets, skipped), targets, skipped
 
         regrade_id, targets, skipped = await IOLoop.current().run_in_executor(None, store)
+        await self.audit("regrade-requested", course_id=course_id,
+                         details={"assignment_id": assignment_id, "regrade_id": regrade_id, "submissions": len(targets)})
         self.set_header("Location", f"{self.service.prefix}api/courses/{quote(course_id, safe='')}/assignments/"
                                     f"{quote(assignment_id, safe='')}/regrades/{regrade_id}")
         self.write_json({"id": regrade_id, "status": "queueing" if targets else "done", "total": len(targets),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -49,8 +50,9 @@ class NotificationsService(ServiceApp):
 
     encryption_key = Unicode(
         help="""Fernet key (urlsafe base64, 32 bytes) for stored email addresses and phone numbers.
-        Env: LEARNHUB_NOTIFICATIONS_KEY. If neither is set, one is generated into
-        <data dir>/notifications.key (mode 0600)."""
+        Env: LEARNHUB_NOTIFICATIONS_KEY. If neither is set, learnhub's keys are used
+        (c.LearnhubSettings.key_file, by default <data dir>-keys/contacts.key, outside the data dir;
+        learnhub.secrets), which ``learnhub keys rotate`` rotates."""
     ).tag(config=True)
 
     template_paths = List(Unicode(), help="Directories searched before the built-in templates "
@@ -83,7 +85,8 @@ class NotificationsService(ServiceApp):
         return datetime.now(timezone.utc)
 
     def init_engine(self) -> None:
-        self.cipher = ContactCipher(lambda: load_or_create_key(self.encryption_key, self.data_dir))
+        self.cipher = ContactCipher(lambda: load_or_create_key(self.encryption_key, self.data_dir,
+                                                               os.environ.get("LEARNHUB_KEY_FILE") or None))
         self.preference_store = PreferenceStore(self.cipher)
         self.channels = {name: cls(parent=self) for name, cls in self.channel_classes.items()}
         self.outbox = Outbox(self.preference_store, self.channels, on_enqueued=self.wake_sender)
@@ -106,6 +109,22 @@ class NotificationsService(ServiceApp):
     def initialize(self, argv=None):
         super().initialize(argv)
         self.init_engine()
+
+    def data_export(self, user: str) -> dict:
+        from learnhub.db import session_scope
+
+        from .data import NotificationsData
+
+        with session_scope(self.session_factory) as session:
+            return NotificationsData(session, self.preference_store).export(user)
+
+    def data_erase(self, user: str, pseudonym: str) -> dict:
+        from learnhub.db import session_scope
+
+        from .data import NotificationsData
+
+        with session_scope(self.session_factory) as session:
+            return NotificationsData(session, self.preference_store).erase(user, pseudonym)
 
     # -- routes -------------------------------------------------------------------------------
 
@@ -172,8 +191,23 @@ class NotificationsService(ServiceApp):
 
     # -- background work ----------------------------------------------------------------------
 
+    def reencrypt_contacts(self) -> int:
+        """Move every stored address under the newest key (after ``learnhub keys rotate``)."""
+        from learnhub.db import session_scope
+
+        from .data import reencrypt_preferences
+
+        with session_scope(self.session_factory) as session:
+            return reencrypt_preferences(session, self.cipher)
+
     async def on_start(self) -> None:
         self.broker.loop = asyncio.get_running_loop()
+        try:
+            moved = await asyncio.get_running_loop().run_in_executor(None, self.reencrypt_contacts)
+            if moved:
+                self.log.info("re-encrypted %d preference row(s) under the newest key", moved)
+        except Exception:
+            self.log.exception("re-encrypting contact details failed (they stay readable with the old key)")
         self._stop = threading.Event()
         # The sender blocks on provider calls: it gets a thread of its own, not the event loop.
         self._sender_thread = threading.Thread(target=self.sender.run, args=(self._stop,),

@@ -1,38 +1,34 @@
 """Encryption of contact details (email addresses, phone numbers) at rest, with Fernet.
 
 The key comes from config (``NotificationsService.encryption_key``) or the environment
-(``LEARNHUB_NOTIFICATIONS_KEY``); failing both, one is generated once into the data dir with
-mode 0600, so the embedded default works and keeps working across restarts. Losing the key
-loses the stored addresses (users re-enter them), never anything else.
+(``LEARNHUB_NOTIFICATIONS_KEY``); failing both, learnhub's keys (:mod:`learnhub.secrets`: the key
+file beside the data dir, never in it, or ``$LEARNHUB_SECRET_KEYS``), newest first: the newest
+encrypts, every one decrypts, so a rotated key keeps old addresses readable until
+:meth:`ContactCipher.reencrypt` moved them to the newest. Losing the keys loses the stored
+addresses (users re-enter them), never anything else.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from learnhub.secrets import load_keys
 
 KEY_ENV = "LEARNHUB_NOTIFICATIONS_KEY"
 KEY_FILE = "notifications.key"
 
 
-def load_or_create_key(configured: str = "", data_dir: str | os.PathLike | None = None) -> bytes:
-    """The Fernet key: configured, else from the environment, else the data dir's file (made if absent)."""
+def load_or_create_key(configured: str = "", data_dir: str | os.PathLike | None = None,
+                       key_file: str | os.PathLike | None = None) -> list[bytes]:
+    """The Fernet keys, newest first: configured, else from the environment, else learnhub's keys."""
     key = configured or os.environ.get(KEY_ENV, "")
     if key:
-        return key.encode() if isinstance(key, str) else key
-    if data_dir is None:
+        return [key.encode() if isinstance(key, str) else key]
+    if data_dir is None and key_file is None and not os.environ.get("LEARNHUB_SECRET_KEYS"):
         raise ValueError(f"no notifications key: set {KEY_ENV} or give a data dir")
-    path = Path(data_dir) / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: of two processes starting at once, exactly one writes the key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(Fernet.generate_key())
-    return path.read_bytes().strip()
+    return load_keys(key_file, data_dir)
 
 
 class ContactCipher:
@@ -47,10 +43,28 @@ class ContactCipher:
         self._fernet_instance = None
 
     @property
-    def _fernet(self) -> Fernet:
+    def _fernet(self) -> MultiFernet:
         if self._fernet_instance is None:
-            self._fernet_instance = Fernet(self._key() if callable(self._key) else self._key)
+            keys = self._key() if callable(self._key) else self._key
+            keys = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+            self._fernet_instance = MultiFernet([Fernet(k) for k in keys])
+            self._newest = self._fernet_instance._fernets[0]
         return self._fernet_instance
+
+    def reencrypt(self, token: str | None) -> str | None:
+        """``token`` under the newest key; None when it already is (or does not decrypt at all)."""
+        if not token:
+            return None
+        fernet = self._fernet
+        try:
+            self._newest.decrypt(token.encode())
+            return None
+        except InvalidToken:
+            pass
+        try:
+            return fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            return None
 
     def encrypt(self, value: str | None) -> str | None:
         if not value:

@@ -148,6 +148,8 @@ class AnnouncementsHandler(APIHandler):
             if "requests" in type(exc).__module__:
                 raise APIError(503, "Cannot list the course's learners right now; try again.")
             raise
+        await self.audit("announcement-sent", course_id=course_id,
+                         details={"announcement_id": announcement_id, "recipients": count})
         self.write_json({"id": announcement_id, "course_id": course_id, "recipients": count}, 202)
 
 

@@ -166,6 +166,13 @@ class RecommenderService(ServiceApp):
 
     # -- routes --------------------------------------------------------------------------------
 
+    def data_export(self, user: str) -> dict:
+        # No tables of its own: the models' state, learnt from the event log.
+        return {"data": {"model_state": self.rec_engine.about(user)}, "files": []}
+
+    def data_erase(self, user: str, pseudonym: str) -> dict:
+        return {"erased": {"model_state": self.rec_engine.forget(user)}, "pseudonymised": {}}
+
     def api_handlers(self):
         return [
             (r"api/recommendations", handlers.RecommendationsHandler),

@@ -358,6 +358,31 @@ class RecommenderEngine:
                      kind, models.n_answers, models.n_learners, models.n_interactions, models.fit_seconds)
             return models
 
+    def about(self, learner: str) -> dict:
+        """What the models hold about ``learner`` (their data export): their mastery estimates and
+        whether the last fit saw them."""
+        models = self.models
+        return {"in_fit_snapshot": learner in models.snapshot,
+                "in_courses_at_fit": sorted(c for c, who in models.members.items() if learner in who),
+                "mastery": self.mastery(learner), "model_version": models.version}
+
+    def forget(self, learner: str) -> int:
+        """Drop ``learner`` from the models' state (erasure): their snapshot, their cached estimates,
+        then a refit on the log (already pseudonymised by then), which leaves them out of the
+        course recommender. Returns how many pieces of state named them."""
+        models = self.models
+        dropped = int(models.snapshot.pop(learner, None) is not None)
+        for who in models.members.values():
+            if learner in who:
+                who.discard(learner)
+                dropped += 1
+        with self._cache_lock:
+            for key in [k for k in self._cache if k[0] == learner]:
+                del self._cache[key]
+                dropped += 1
+        self.refit(reload_library=False)
+        return dropped
+
     def _interactions(self, graded, enrolments) -> pd.DataFrame:
         state: dict[tuple[str, str], float] = {}
         for actor, verb, course in enrolments:

@@ -29,7 +29,7 @@ def managed_services(c) -> list[dict]:
 
 def test_embedded_default(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "data")
-    assert c.JupyterHub.authenticator_class == "learnhub-native"  # entry points learnhub registers
+    assert c.JupyterHub.authenticator_class.learnhub_named == "learnhub-native"  # entry points learnhub registers
     assert c.JupyterHub.spawner_class == "learnhub-sandboxed"
     assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'data' / 'jupyterhub.sqlite'}"
     assert (c.JupyterHub.ip, c.JupyterHub.port) == ("127.0.0.1", 8000)
@@ -63,15 +63,19 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
                         LEARNHUB_HUB_DB_URL="postgresql://learnhub@db/hub",
                         LEARNHUB_PUBLIC_URL="https://learn.example.edu",
                         LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
-    assert c.JupyterHub.authenticator_class == "learnhub.oidc.LearnhubOIDCAuthenticator"
+    assert c.JupyterHub.authenticator_class.learnhub_named == "learnhub.oidc.LearnhubOIDCAuthenticator"
     # The config file wins over the environment, and may set any other class's options.
     assert c.JupyterHub.spawner_class == "docker"
     assert c.DockerSpawner.image == "example/learner:1"
     assert c.GenericOAuthenticator.client_id == "learnhub"
-    # The provider's tokens live in the hub's encrypted auth state, keyed by a secret of the data dir.
+    # The provider's tokens live in the hub's encrypted auth state, keyed by learnhub's keys, which
+    # are kept outside the data dir (learnhub.secrets).
+    from learnhub.secrets import default_key_file, hub_crypt_keys, load_keys
+
     assert c.Authenticator.enable_auth_state is True
-    key_file = tmp_path / "data" / "auth-state-key"
-    assert c.CryptKeeper["keys"] == [key_file.read_text()] and key_file.stat().st_mode & 0o777 == 0o600
+    key_file = default_key_file(tmp_path / "data")
+    assert not key_file.is_relative_to(tmp_path / "data") and key_file.stat().st_mode & 0o777 == 0o600
+    assert c.CryptKeeper["keys"] == hub_crypt_keys(load_keys(key_file)) and not (tmp_path / "data" / "auth-state-key").exists()
     assert c.GenericOAuthenticator.oauth_callback_url == "https://learn.example.edu/hub/oauth_callback"
     assert c.LearnhubOIDCAuthenticator.post_logout_redirect_url == "https://learn.example.edu/hub/login"
     assert c.JupyterHub.db_url == "postgresql://learnhub@db/hub"
@@ -93,7 +97,7 @@ def test_admin_users_from_config(monkeypatch, tmp_path):
 
 def test_lti_and_class_paths(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "d1", LEARNHUB_AUTHENTICATOR="lti")
-    assert c.JupyterHub.authenticator_class == "learnhub.lti.auth.LearnhubLTIAuthenticator"
+    assert c.JupyterHub.authenticator_class.learnhub_named == "learnhub.lti.auth.LearnhubLTIAuthenticator"
     # the LTI tool writes learnhub's database and keeps its keys in the data dir
     assert c.LearnhubLTIAuthenticator.data_dir == str((tmp_path / "d1").resolve())
     assert c.LearnhubLTIAuthenticator.db_url.endswith("learnhub.sqlite")

@@ -243,13 +243,17 @@ def test_due_soon_reminds_each_learner_once(make_engine, db_session_factory):
     assert sorted(titles) == [("ada", "Due soon: Loops"), ("bob", "Due soon: Loops")]
 
 
-def test_generated_key_file_is_private(tmp_path, monkeypatch):
+def test_generated_key_file_is_private_and_outside_the_data_dir(tmp_path, monkeypatch):
     from learnhub.extensions.notifications.crypto import load_or_create_key
 
-    monkeypatch.delenv("LEARNHUB_NOTIFICATIONS_KEY", raising=False)
-    key = load_or_create_key("", tmp_path)
-    assert load_or_create_key("", tmp_path) == key
-    assert (tmp_path / "notifications.key").stat().st_mode & 0o777 == 0o600
+    for name in ("LEARNHUB_NOTIFICATIONS_KEY", "LEARNHUB_SECRET_KEYS", "LEARNHUB_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    key = load_or_create_key("", data)
+    assert load_or_create_key("", data) == key
+    key_file = tmp_path / "data-keys" / "contacts.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and list(data.iterdir()) == []
 
 
 def test_other_triggers_release_answer_recommend_and_feedback_release(make_engine, db_session_factory):
@@ -307,18 +311,19 @@ def test_service_reads_learnhub_config_and_writes_no_key_until_needed(tmp_path, 
         "c.NotificationsService.channel_classes = {'in_app': "
         "'learnhub.extensions.notifications.channels.inapp.InAppChannel', 'email': 'sendgrid'}\n"
         "c.SendGridChannel.api_key = 'SG.x'\nc.Sender.max_attempts = 3\n")
-    monkeypatch.delenv("LEARNHUB_NOTIFICATIONS_KEY", raising=False)
-    monkeypatch.delenv("LEARNHUB_CONFIG", raising=False)
+    for name in ("LEARNHUB_NOTIFICATIONS_KEY", "LEARNHUB_SECRET_KEYS", "LEARNHUB_KEY_FILE", "LEARNHUB_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     service = NotificationsService(db_url=db_url, data_dir=str(tmp_path), api_token="unused")
     service.initialize([])
     try:
         assert type(service.channels["email"]).__name__ == "SendGridChannel" and service.channels["email"].configured
         assert service.sender.max_attempts == 3 and "sms" not in service.channels
-        assert not (tmp_path / "notifications.key").exists()
+        key_file = tmp_path.parent / f"{tmp_path.name}-keys" / "contacts.key"
+        assert not key_file.exists()
         with session_scope(service.session_factory) as session:
             service.preference_store.update(session, "ada", {"email": ADDRESS})
-        assert (tmp_path / "notifications.key").stat().st_mode & 0o777 == 0o600
+        assert key_file.stat().st_mode & 0o777 == 0o600 and not (tmp_path / "notifications.key").exists()
     finally:
         service.engine.dispose()
 
