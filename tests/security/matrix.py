@@ -39,6 +39,8 @@ PATH_VALUES = {
     "execution_id": "no-such-execution",
     "delivery_id": "no-such-delivery",
     "path": "dashboards.js",
+    "platform_id": "no-such-platform",
+    "context_pk": "0",
 }
 
 #: Per operation, what differs from the defaults: ``path`` (values), ``query``, ``json`` (the body),
@@ -59,6 +61,16 @@ PROBES = {
     # are missing, everyone else that they may not submit there.
     ("feedback", "POST /api/submissions"): {"form": {"course": "intro-python", "assignment": "01-basics"}},
     ("feedback", "POST /api/checks"): {"form": {"course": "intro-python", "assignment": "01-basics"}},
+    # Data rights: reading ada's data changes nothing; erasing is asked for someone who has none, so
+    # ada's data stays for the rows after.
+    **{(service, "GET /api/data/export"): {"query": {"user": "ada"}}
+       for service in ("courses", "feedback", "recommender", "analytics", "notifications")},
+    **{(service, "POST /api/data/erase"): {"json": {"user": "nobody-enrolled", "pseudonym": "erased-00000000"}}
+       for service in ("courses", "feedback", "recommender", "analytics", "notifications")},
+    ("courses", "GET /api/data/archives"): {"query": {"user": "ada"}},
+    ("courses", "POST /api/data/erasures"): {"json": {"user": "nobody-enrolled"}},
+    # A valid change of a linked LMS course that does not exist: the walk gets past the body's shape.
+    ("courses", "PATCH /api/lti/contexts/{context_pk}"): {"json": {"score_policy": "best"}},
 }
 
 #: The routes every service has (learnhub/service.py), unless a service's own rows say otherwise.
@@ -69,6 +81,9 @@ COMMON: dict[str, str] = {
     "GET /api/whoami": "401 200 200 200 200 200 200",
     "GET /metrics": "401 403 403 403 403 403 200",
     "GET /oauth_callback": "400 400 400 400 400 400 400",
+    # Data rights (learnhub/data_rights.py): admins, or holders of custom:learnhub:data:admin, only.
+    "GET /api/data/export": "401 403 403 403 403 403 200",
+    "POST /api/data/erase": "401 403 403 403 403 403 200",
 }
 
 #: service -> "METHOD /path" -> the seven answers, in COLUMNS' order.
@@ -102,6 +117,21 @@ MATRIX: dict[str, dict[str, str]] = {
             "401 403 403 422 422 403 422",
         "DELETE /api/courses/{course_id}/assignments/{assignment_id}/extensions/{user}":
             "401 403 403 404 404 403 404",
+        # data rights: the coordinator and the audit log
+        "GET /api/data/archives": "401 403 403 403 403 403 200",
+        "POST /api/data/erasures": "401 403 403 403 403 403 200",
+        "POST /api/data/retention": "401 403 403 403 403 403 200",
+        "GET /api/audit": "401 403 403 403 403 403 200",
+        # LTI 1.3 (docs/lti.md): platforms are the admin's, a course's LMS link its instructors'
+        "GET /api/lti/platforms": "401 403 403 403 403 403 200",
+        "POST /api/lti/platforms": "401 403 403 403 403 403 422",
+        "PATCH /api/lti/platforms/{platform_id}": "401 403 403 403 403 403 404",
+        "DELETE /api/lti/platforms/{platform_id}": "401 403 403 403 403 403 404",
+        "PATCH /api/lti/contexts/{context_pk}": "401 404 404 404 404 404 404",
+        "GET /api/courses/{course_id}/lti": "401 403 403 200 200 403 200",
+        "POST /api/courses/{course_id}/lti/roster-sync": "401 403 403 403 409 403 409",
+        "GET /api/courses/{course_id}/lti/scores": "401 403 403 200 200 403 200",
+        "POST /api/courses/{course_id}/lti/scores/retry": "401 403 403 403 200 403 200",
     },
     "feedback": {
         "POST /api/submissions": "401 400 403 400 400 403 400",
