@@ -5,6 +5,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 #: Where the browser is: $LEARNHUB_CHROMIUM, else Debian's package (``bootstrap.sh test`` installs it).
 CHROMIUM = os.environ.get("LEARNHUB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -53,3 +55,14 @@ def screenshot(page, name: str, folder: Path) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (import this fixture by name into the module)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_browser(playwright)
+        yield chromium
+        chromium.close()

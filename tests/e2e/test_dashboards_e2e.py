@@ -28,7 +28,7 @@ import requests
 from playwright.sync_api import expect
 
 from hubtools import LearnhubProcess
-from labtools import launch_browser
+from labtools import browser  # noqa: F401 (a fixture)
 from learnhub.course_content import generate_release, load_course
 
 pytestmark = pytest.mark.e2e
@@ -59,16 +59,6 @@ def platform(tmp_path_factory):
 def shots(tmp_path_factory) -> Path:
     target = os.environ.get("LEARNHUB_SCREENSHOTS")
     return Path(target).resolve() if target else tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_browser(playwright)
-        yield chromium
-        chromium.close()
 
 
 def sign_up(page, hub_url: str, username: str, password: str) -> None:

@@ -27,7 +27,7 @@ from playwright.sync_api import expect
 from learnhub.analytics import Client
 
 from hubtools import LearnhubProcess
-from labtools import LAB_TIMEOUT_MS, launch_browser, open_lab, screenshot, sign_up_and_log_in
+from labtools import LAB_TIMEOUT_MS, browser, open_lab, screenshot, sign_up_and_log_in  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,16 +51,6 @@ def platform(tmp_path_factory):
 def shots(tmp_path_factory) -> Path:
     target = os.environ.get("LEARNHUB_SCREENSHOTS")
     return Path(target).resolve() if target else tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_browser(playwright)
-        yield chromium
-        chromium.close()
 
 
 def person_in_lab(browser, hub, name: str):

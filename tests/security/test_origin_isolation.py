@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from hubtools import LearnhubProcess, free_port, start_server
-from labtools import LAB_READY, LAB_TIMEOUT_MS, launch_browser, sign_up_and_log_in
+from labtools import LAB_READY, LAB_TIMEOUT_MS, browser, sign_up_and_log_in  # noqa: F401 (browser: a fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub]
 
@@ -40,16 +40,6 @@ def subdomain_hub(tmp_path_factory):
                             extra_env={"LEARNHUB_SUBDOMAIN_HOST": f"http://localhost:{port}"}).start()
     yield hub
     assert hub.stop() == 0, hub.log_tail()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_browser(playwright)
-        yield chromium
-        chromium.close()
 
 
 def cross_origin_read(page, url: str) -> str:
