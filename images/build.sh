@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build learnhub's three images: hub, singleuser and grader (docs/deployment.md).
 #
-#   images/build.sh [hub] [singleuser] [grader]      (all three without arguments)
+#   images/build.sh [hub] [singleuser] [grader] [postgres]   (without arguments: the first three, and
+#                                                  postgres where no registry answers)
 #
 # Tags learnhub/NAME:VERSION and :latest; `hub` also builds learnhub/worker (the hub image's
 # `worker` target: a grading worker with the Docker client).
@@ -25,9 +26,8 @@ say() { printf 'build.sh: %s\n' "$*" >&2; }
 stamp() { date +%s; }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(grader hub singleuser)
 for t in "${targets[@]}"; do
-  case "$t" in hub|singleuser|grader) ;; *) say "unknown image '$t': use hub, singleuser or grader"; exit 2 ;; esac
+  case "$t" in hub|singleuser|grader|postgres) ;; *) say "unknown image '$t': use hub, singleuser, grader or postgres"; exit 2 ;; esac
 done
 
 PY="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || command -v python3 )}"
@@ -75,6 +75,11 @@ if [ -z "$BASE" ]; then
   fi
 fi
 say "base: $BASE"
+# all three; and where the official postgres image cannot be had, learnhub/postgres for deploy/compose
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(grader hub singleuser)
+  [ "$BASE" = "$OFFLINE_BASE" ] && targets+=(postgres)
+fi
 
 wheels() {  # wheels REQUIREMENT...: fill the wheelhouse for an offline build
   [ -n "${LEARNHUB_OFFLINE:-}" ] || return 0
