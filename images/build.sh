@@ -91,11 +91,28 @@ wheels() {  # wheels REQUIREMENT...: fill the wheelhouse for an offline build
   say "wheelhouse for $* in $(( $(stamp) - t0 )) s"
 }
 
+WHEEL_BUILT=
 learnhub_wheel() {
-  # learnhub itself, with the JupyterLab extension as last built (setup.py builds it when needed)
-  rm -f "$BUILD/wheels"/learnhub-*.whl
-  "$PY" -m pip wheel -q --no-deps --wheel-dir "$BUILD/wheels" . >"$BUILD/pip-learnhub.log" 2>&1 \
+  # learnhub itself (images/.build/learnhub), with the JupyterLab extension (setup.py builds it when
+  # needed), and the list of its dependencies (images/.build/requirements.txt, from the wheel's
+  # metadata), which the images install first, in a layer of their own. Once per run.
+  [ -z "$WHEEL_BUILT" ] || return 0
+  WHEEL_BUILT=1
+  local t0; t0=$(stamp)
+  rm -rf "$BUILD/learnhub"; mkdir -p "$BUILD/learnhub"
+  "$PY" -m pip wheel -q --no-deps --wheel-dir "$BUILD/learnhub" . >"$BUILD/pip-learnhub.log" 2>&1 \
     || { tail -30 "$BUILD/pip-learnhub.log" >&2; exit 1; }
+  "$PY" - "$BUILD/learnhub"/learnhub-*.whl >"$BUILD/requirements.txt" <<'PYEOF'
+import sys, zipfile
+from email.parser import Parser
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    meta = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+    for req in Parser().parsestr(whl.read(meta).decode()).get_all("Requires-Dist") or []:
+        if "extra ==" not in req:
+            print(req)
+PYEOF
+  say "learnhub's wheel in $(( $(stamp) - t0 )) s"
+  wheels -r "$BUILD/requirements.txt"
 }
 
 chp() {
@@ -116,7 +133,7 @@ build() {  # build NAME [DOCKERFILE-DIR TARGET]
 for t in "${targets[@]}"; do
   case "$t" in
     grader) wheels -r images/grader/requirements.txt ;;
-    hub|singleuser) learnhub_wheel; wheels "$BUILD/wheels/$(cd "$BUILD/wheels" && ls learnhub-*.whl)" ;;
+    hub|singleuser) learnhub_wheel ;;
   esac
   if [ "$t" = hub ]; then
     chp

@@ -182,11 +182,19 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         # Every server loads learnhub's single-user extension and nbgrader uses the HTTP exchange
         # (docs/courses.md). Container images set JUPYTER_CONFIG_PATH themselves (their own path).
         c.Spawner.environment["JUPYTER_CONFIG_PATH"] = singleuser_config_dir()
-    elif settings.spawner == "docker":
-        c.DockerSpawner.image = "learnhub/singleuser:latest"
+    elif settings.spawner == "docker" or SPAWNERS["docker"] in settings.spawner:
+        # The singleuser image sets JUPYTER_CONFIG_PATH itself (learnhub's extension, nbgrader's
+        # HTTP exchange); each learner's work is a named volume that outlives the container.
+        c.DockerSpawner.image = settings.singleuser_image
         c.DockerSpawner.remove = True
         c.DockerSpawner.notebook_dir = "/home/jovyan/work"
         c.DockerSpawner.volumes = {"learnhub-user-{username}": "/home/jovyan/work"}
+        if settings.docker_network:
+            c.DockerSpawner.network_name = settings.docker_network
+        if settings.docker_network and settings.docker_network != "host":
+            # containers on a Docker network reach the hub at its address there, not at loopback
+            c.JupyterHub.hub_ip = "0.0.0.0"
+            c.DockerSpawner.use_internal_ip = True
 
     # Logins and server starts go to the event log (analytics' platform report counts them).
     recorder = HubEventRecorder(settings.db_url)

@@ -87,15 +87,18 @@ def stack(tmp_path_factory):
     s = Stack(base)
     s.source = T.write_source(base / "source" / T.ASSIGNMENT)
     s.release = T.nbgrader_course(base / "course", s.source) / "release" / T.ASSIGNMENT
-    t0 = time.monotonic()
-    s.compose("up", "-d", "--scale", "worker=0")
-    s.wait_hub()
-    s.up_seconds = time.monotonic() - t0
-    print(f"compose: stack up and the hub healthy in {s.up_seconds:.1f} s")
-    yield s
-    s.compose("down", "-v", "--remove-orphans", check=False)
-    subprocess.run("docker ps -aq --filter label=learnhub.sandbox | xargs -r docker rm -f", shell=True,
-                   capture_output=True)
+    try:
+        t0 = time.monotonic()
+        s.compose("up", "-d", "--scale", "worker=0")
+        s.wait_hub()
+        s.up_seconds = time.monotonic() - t0
+        print(f"compose: stack up and the hub healthy in {s.up_seconds:.1f} s")
+        yield s
+    finally:
+        s.compose("down", "-v", "--remove-orphans", check=False)
+        # the sandboxes of the worker killed mid-job: exited when their docker CLI went away
+        subprocess.run("docker ps -aq --filter label=learnhub.sandbox --filter status=exited | xargs -r docker rm",
+                       shell=True, capture_output=True)
 
 
 def _queue(stack):

@@ -54,7 +54,7 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
                         LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
     assert c.JupyterHub.authenticator_class == "generic-oauth"
     # The config file wins over the environment, and may set any other class's options.
-    assert c.JupyterHub.spawner_class == "docker"
+    assert c.JupyterHub.spawner_class == "learnhub.docker_spawner.LearnhubDockerSpawner"
     assert c.DockerSpawner.image == "example/learner:1"
     assert c.GenericOAuthenticator.client_id == "learnhub"
     assert c.JupyterHub.db_url == "postgresql://learnhub@db/hub"
