@@ -25,13 +25,12 @@ class LearnhubDockerSpawner(DockerSpawner):
     def host_network(self) -> bool:
         return self.network_name == "host"
 
-    async def start(self, image=None, extra_create_kwargs=None, extra_host_config=None):
+    async def start(self, *args, **kwargs):
         if self.host_network:
             # no port publishing on the host's network: the server listens on a port of its own
             self.use_internal_ip = True
             self.port = random_port()
-        return await super().start(image=image, extra_create_kwargs=extra_create_kwargs,
-                                   extra_host_config=extra_host_config)
+        return await super().start(*args, **kwargs)
 
     def get_env(self):
         env = super().get_env()
