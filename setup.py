@@ -25,6 +25,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from setuptools import Command, find_packages, setup
+from setuptools.command.build_py import build_py
 from setuptools.command.build import build
 from setuptools.command.sdist import sdist
 
@@ -217,6 +218,19 @@ class build_with_labextension(build):
     sub_commands = [("build_labextension", None)] + build.sub_commands
 
 
+class build_py_with_hub_config(build_py):
+    """A built (non-editable) learnhub carries the hub's composition root as
+    ``learnhub/jupyterhub_config.py`` (``learnhub.hub.hub_config_file`` looks there when there is no
+    checkout), as the container images install it."""
+
+    def run(self):
+        super().run()
+        if not self.editable_mode:
+            target = Path(self.build_lib) / "learnhub" / "jupyterhub_config.py"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(HERE / "hub_config" / "jupyterhub_config.py", target)
+
+
 class sdist_with_labextension(sdist):
     """Ship the extension's sources (and its build, if current) but never node_modules."""
 
@@ -242,6 +256,7 @@ setup(
     exclude_package_data={"learnhub.extensions": ["labextension/*"]},
     cmdclass={
         "build": build_with_labextension,
+        "build_py": build_py_with_hub_config,
         "build_labextension": build_labextension_cmd,
         "sdist": sdist_with_labextension,
     },

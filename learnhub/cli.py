@@ -137,6 +137,7 @@ def hub_environment(settings: LearnhubSettings) -> dict:
         "LEARNHUB_PORT": str(settings.port),
         "LEARNHUB_DB_URL": settings.db_url,
         "LEARNHUB_HUB_DB_URL": settings.hub_db_url,
+        "LEARNHUB_SPAWNER": settings.spawner,
         "PYTHONUNBUFFERED": "1",
     })
     return env
@@ -176,7 +177,8 @@ def cmd_up(args) -> int:
     from .config import load_settings
     from .hub import ensure_bootstrap_token
 
-    settings, config_path = load_settings(args.data_dir, ip=args.ip, port=args.port)
+    settings, config_path = load_settings(args.data_dir, ip=args.ip, port=args.port,
+                                          spawner=getattr(args, "spawner", None))
     if args.no_demo:
         settings.demo_course = False
     data = settings.data_path
@@ -367,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ip", default=None, help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=None, help="port to listen on (default 8000)")
     up.add_argument("--no-demo", action="store_true", help="do not load the demo course")
+    up.add_argument("--spawner", default=None,
+                    help="where learners' servers run: local (bubblewrap, the default), docker "
+                         "(DockerSpawner with the learnhub/singleuser image) or a Spawner's import path")
     up.add_argument("--debug", action="store_true", help="JupyterHub debug logging")
 
     dbp = sub.add_parser("db", help="database maintenance")

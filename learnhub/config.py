@@ -27,7 +27,7 @@ AUTHENTICATORS = {
 }
 SPAWNERS = {
     "local": "learnhub-sandboxed",
-    "docker": "docker",
+    "docker": "learnhub.docker_spawner.LearnhubDockerSpawner",
 }
 SERVICE_NAMES = ("courses", "feedback", "recommender", "analytics", "notifications")
 CONFIG_FILE_NAME = "learnhub_config.py"
@@ -207,6 +207,26 @@ class LearnhubSettings(Configurable):
     @default("spawner")
     def _default_spawner(self):
         return _env("SPAWNER", "local")
+
+    singleuser_image = Unicode(
+        help="""The image of learners' servers when they run in containers (``spawner = docker``):
+        images/singleuser (JupyterLab, nbgrader, learnhub's extensions). Env: LEARNHUB_SINGLEUSER_IMAGE."""
+    ).tag(config=True)
+
+    @default("singleuser_image")
+    def _default_singleuser_image(self):
+        return _env("SINGLEUSER_IMAGE", "learnhub/singleuser:latest")
+
+    docker_network = Unicode(
+        help="""The Docker network learners' containers join (``spawner = docker``): the hub's own
+        network in a Compose deployment (the hub then listens on all its addresses so they reach
+        it), ``host`` where the engine has no bridge (they share the host's loopback with the hub),
+        empty: Docker's default bridge. Env: LEARNHUB_DOCKER_NETWORK."""
+    ).tag(config=True)
+
+    @default("docker_network")
+    def _default_docker_network(self):
+        return _env("DOCKER_NETWORK")
 
     admin_username = Unicode(
         help="Name of the admin account created on first start. Env: LEARNHUB_ADMIN_USERNAME."

@@ -313,11 +313,19 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         if settings.ssl_ca:
             # The server calls the services through the public HTTPS URL: it must see the CA it trusts.
             c.SandboxedLocalSpawner.extra_ro_binds = [str(Path(settings.ssl_ca).resolve())]
-    elif settings.spawner == "docker":
-        c.DockerSpawner.image = "learnhub/singleuser:latest"
+    elif settings.spawner == "docker" or SPAWNERS["docker"] in settings.spawner:
+        # The singleuser image sets JUPYTER_CONFIG_PATH itself (learnhub's extension, nbgrader's
+        # HTTP exchange); each learner's work is a named volume that outlives the container.
+        c.DockerSpawner.image = settings.singleuser_image
         c.DockerSpawner.remove = True
         c.DockerSpawner.notebook_dir = "/home/jovyan/work"
         c.DockerSpawner.volumes = {"learnhub-user-{username}": "/home/jovyan/work"}
+        if settings.docker_network:
+            c.DockerSpawner.network_name = settings.docker_network
+        if settings.docker_network and settings.docker_network != "host":
+            # containers on a Docker network reach the hub at its address there, not at loopback
+            c.JupyterHub.hub_ip = "0.0.0.0"
+            c.DockerSpawner.use_internal_ip = True
 
     c.Authenticator.post_auth_hook = recorder.post_auth_hook
     c.Spawner.pre_spawn_hook = recorder.pre_spawn_hook

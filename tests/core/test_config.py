@@ -65,7 +65,7 @@ def test_production_settings_from_environment_and_config_file(monkeypatch, tmp_p
                         LEARNHUB_PORT="8443", LEARNHUB_SPAWNER="local")
     assert c.JupyterHub.authenticator_class.learnhub_named == "learnhub.oidc.LearnhubOIDCAuthenticator"
     # The config file wins over the environment, and may set any other class's options.
-    assert c.JupyterHub.spawner_class == "docker"
+    assert c.JupyterHub.spawner_class == "learnhub.docker_spawner.LearnhubDockerSpawner"
     assert c.DockerSpawner.image == "example/learner:1"
     assert c.GenericOAuthenticator.client_id == "learnhub"
     # The provider's tokens live in the hub's encrypted auth state, keyed by learnhub's keys, which

@@ -168,7 +168,7 @@ def test_docker_command_is_locked_down():
     joined = " ".join(cmd[:cmd.index(sb.image)])
     for flag in ("--network none", "--read-only", "--cap-drop ALL", "--security-opt no-new-privileges",
                  "--user 65534:65534", f"--memory {2**29}", "--pids-limit 32", "--ulimit cpu=20:22",
-                 f"size={2**24}", "--rm -i"):
+                 f"size={2**24}", "run -i"):
         assert flag in joined, flag
     assert "-v" not in cmd and "--volume" not in cmd  # nothing of the host is mounted
 
