@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import tempfile
 import uuid
 import zipfile
 from datetime import timedelta
@@ -97,6 +99,27 @@ class CoreData:
             raise ValueError(f"not a user name: {user!r}")
         return home
 
+    def home_image(self, user: str) -> Path:
+        """The size-capped home of ``SandboxedLocalSpawner.disk_limit`` (its default
+        ``disk_image_template``): while the server is stopped the person's files are in this ext4
+        image and the home folder is empty."""
+        return self.home(user).parent / ".images" / f"{user}.ext4"
+
+    def home_files(self, user: str) -> list[dict]:
+        home, image = self.home(user), self.home_image(user)
+        if image.is_file() and not os.path.ismount(home):
+            # Read the stopped server's image without mounting it (no root needed): debugfs copies
+            # its tree out as it is (e2fsprogs, which the spawner's mkfs.ext4 comes with).
+            with tempfile.TemporaryDirectory() as scratch:
+                done = subprocess.run(["debugfs", "-R", f"rdump / {scratch}", str(image)],
+                                      capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"cannot read the home image {image}: {done.stderr.strip()}")
+                inside = [entry for entry in file_entries(Path(scratch), "home/")
+                          if not entry["path"].startswith("home/lost+found/")]  # the file system's own
+                return inside + file_entries(home, "home/")
+        return file_entries(home, "home/")
+
     def _events_of(self, session: Session, user: str):
         return session.scalars(select(Event).where(or_(
             Event.actor == user, Event.object_id == user, mentions(Event.result, user),
@@ -108,7 +131,7 @@ class CoreData:
                        "object_id": e.object_id, "course_id": e.course_id, "result": e.result, "context": e.context,
                        "source": e.source} for e in self._events_of(session, user)]
             entries = audit.about(session, user)
-        return {"data": {"events": events, "audit_log": entries}, "files": file_entries(self.home(user), "home/")}
+        return {"data": {"events": events, "audit_log": entries}, "files": self.home_files(user)}
 
     def erase(self, user: str, pseudonym: str) -> dict:
         counts = {"events": 0}
@@ -124,11 +147,14 @@ class CoreData:
                         setattr(event, field, value)
                 counts["events"] += 1
             forgotten = audit.forget(session, user)
-        home = self.home(user)
+        home, image = self.home(user), self.home_image(user)
         removed = home.exists()
         if removed:
             shutil.rmtree(home)
-        return {"erased": {"audit_subjects": forgotten, "home_folder": int(removed)},
+        imaged = image.exists()
+        if imaged:
+            image.unlink()
+        return {"erased": {"audit_subjects": forgotten, "home_folder": int(removed), "home_image": int(imaged)},
                 "pseudonymised": counts}
 
     def purge_course_events(self, course_ids: list[str], before) -> int:

@@ -3,7 +3,10 @@ both ways, retention of archived courses, the keys outside the data dir and thei
 pseudonymisation of names inside JSON. Real databases (SQLite, or PostgreSQL under test)."""
 from __future__ import annotations
 
+import base64
 import os
+import shutil
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,6 +90,29 @@ def test_core_erasure_pseudonymises_events_and_removes_the_home(db_session_facto
     assert ["erased-00ff"] == [r[1]["learner"] for r in rows if "learner" in r[1]]
     with pytest.raises(ValueError):
         core.home("../etc")
+
+
+def test_a_stopped_servers_home_image_is_exported_and_erased(db_session_factory, tmp_path):
+    """With ``disk_limit`` the person's files live in an ext4 image while their server is stopped (the
+    home folder is then empty): a real image, made by mkfs.ext4 as the spawner makes it, filled from a
+    folder (``-d``, so no mount and no root is needed)."""
+    if not shutil.which("mkfs.ext4") or not shutil.which("debugfs"):
+        pytest.skip("e2fsprogs (mkfs.ext4, debugfs) is not installed; bootstrap.sh installs it")
+    content = tmp_path / "content"
+    (content / "notebooks").mkdir(parents=True)
+    (content / "notebooks" / "mine.ipynb").write_text('{"cells": []} by ann')
+    (tmp_path / "users" / "ann").mkdir(parents=True)  # the empty mount point
+    image = tmp_path / "users" / ".images" / "ann.ext4"
+    image.parent.mkdir()
+    with image.open("wb") as sparse:
+        sparse.truncate(8 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-d", str(content), str(image)], check=True)
+    core = CoreData(db_session_factory, tmp_path)
+    files = {entry["path"]: base64.b64decode(entry["content_b64"]) for entry in core.export("ann")["files"]}
+    assert files == {"home/notebooks/mine.ipynb": b'{"cells": []} by ann'}
+    result = core.erase("ann", "erased-00ff")
+    assert result["erased"]["home_image"] == 1 and not image.exists() and not (tmp_path / "users" / "ann").exists()
+    assert core.export("ann")["files"] == []
 
 
 def test_retention_deletes_the_work_of_long_archived_courses(db_session_factory, tmp_path):
