@@ -36,7 +36,7 @@ def test_subdomain_host_puts_servers_on_subdomains_and_services_on_the_hub(monke
     # The hub, the links in notifications and the services' calls to each other use the hub's own name.
     assert settings.public_url == "https://learn.example.edu"
     assert all(spec["environment"]["LEARNHUB_PUBLIC_URL"] == "https://learn.example.edu"
-               for spec in c.JupyterHub.services)
+               for spec in c.JupyterHub.services if "command" in spec)  # (not the tokens-only bootstrap service)
 
 
 def test_without_subdomain_host_nothing_changes(monkeypatch, tmp_path):
@@ -71,7 +71,7 @@ def test_https_cookies_and_the_trusted_ca(monkeypatch, tmp_path):
     c = load_hub_config(monkeypatch, tmp_path / "data", LEARNHUB_SSL_CERT=str(cert), LEARNHUB_SSL_KEY=str(key),
                         LEARNHUB_SSL_CA=str(cert))
     assert c.JupyterHub.tornado_settings["xsrf_cookie_kwargs"] == {"secure": True}
-    for environment in [c.Spawner.environment] + [spec["environment"] for spec in c.JupyterHub.services]:
+    for environment in [c.Spawner.environment] + [spec["environment"] for spec in c.JupyterHub.services if "command" in spec]:
         assert environment["SSL_CERT_FILE"] == environment["REQUESTS_CA_BUNDLE"] == str(cert)
         assert environment["LEARNHUB_PUBLIC_URL"].startswith("https://")
     assert c.SandboxedLocalSpawner.extra_ro_binds == [str(cert)]  # the sandboxed server can read it
