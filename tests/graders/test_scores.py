@@ -16,6 +16,9 @@ from learnhub.graders.engine import GradingEngine
 
 from learnhub.graders.sandbox import bwrap_path
 
+# tests/ is on sys.path (tests/conftest.py): the one check of a Docker engine, tests/containers' own
+from containers.dockertools import docker_missing as docker_engine_missing
+
 COMPARED = list(T.VARIANTS)
 requires_bwrap = pytest.mark.skipif(not bwrap_path(), reason="bubblewrap (bwrap) is not installed")
 
@@ -171,20 +174,6 @@ def test_docker_command_is_locked_down():
                  f"size={2**24}", "run -i"):
         assert flag in joined, flag
     assert "-v" not in cmd and "--volume" not in cmd  # nothing of the host is mounted
-
-
-def docker_engine_missing() -> str | None:
-    """Why no Docker engine can run a container here, or None when ``docker info`` answers."""
-    if not shutil.which("docker"):
-        return "the docker client is not installed"
-    try:
-        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                              text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        return "docker info did not answer within 60 s"
-    if info.returncode != 0:
-        return f"no Docker engine answers docker info: {(info.stderr or info.stdout).strip()[-300:]}"
-    return None
 
 
 def test_docker_real_run(nbgrader_run, tmp_path):
