@@ -24,6 +24,8 @@ from pathlib import Path
 from traitlets import Bool, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
+from .starter import start_process
+
 def _in_sandbox_source(script: str) -> str:
     """An in-sandbox script with the shared modules' sources in place of their imports: the sandbox's
     python runs it with ``-c``, so nothing of learnhub needs to be installed inside."""
@@ -155,9 +157,12 @@ class Sandbox(LoggingConfigurable):
         self.started_at = time.monotonic()
         self.proc = self.launch()
         threading.Thread(target=self._read_stdout, daemon=True, name=f"sandbox-{self.id}-out").start()
-        threading.Thread(target=self._read_stderr, daemon=True, name=f"sandbox-{self.id}-err").start()
+        stderr_reader = threading.Thread(target=self._read_stderr, daemon=True, name=f"sandbox-{self.id}-err")
+        stderr_reader.start()
         msg = self._next(self.startup_timeout)
         if msg is None or msg.get("type") != "ready":
+            if msg is None:  # the runner ended: what it said on the way out is what tells why
+                stderr_reader.join(1.0)
             err = self._stderr.decode("utf-8", "replace")[-2000:]
             self.close()
             raise SandboxError(f"sandbox runner did not start: {msg!r} {err}")
@@ -178,7 +183,7 @@ class Sandbox(LoggingConfigurable):
         )
         kwargs.update(self.popen_kwargs())
         try:
-            return subprocess.Popen(cmd, **kwargs)
+            return start_process(subprocess.Popen, cmd, **kwargs)
         except OSError as exc:
             raise SandboxError(f"cannot start sandbox {cmd[0]!r}: {exc}") from exc
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from traitlets import Bool, Integer, List, Tuple, Unicode
 
 from .base import Sandbox, SandboxError
+from .starter import start_process
 
 DEFAULT_ETC = [
     "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
@@ -239,6 +240,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _available(stream) -> str:
+    """What a pipe holds now, without waiting for its writer."""
+    try:
+        os.set_blocking(stream.fileno(), False)
+        data = stream.read1(4096) or b""
+    except (OSError, ValueError, TypeError):
+        data = b""
+    return data.decode("utf-8", "replace").strip()[-2000:]
+
+
 def _nspids(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -349,8 +360,8 @@ class Zygote:
         self._ns_pid: int | None = None
         self._host_pid: int | None = None
         try:
-            self.proc = subprocess.Popen(
-                sandbox.zygote_command(theirs.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            self.proc = start_process(
+                subprocess.Popen, sandbox.zygote_command(theirs.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE, pass_fds=(theirs.fileno(),), start_new_session=True)
         except OSError as exc:
             self._sock.close()
@@ -447,9 +458,12 @@ class Zygote:
                 os.close(fd)
         try:
             proc._resolve(sandbox.startup_timeout)
-        except SandboxError:
+        except SandboxError as exc:
+            said = _available(proc.stderr)  # e.g. "learnhub zygote: ..." from A or B
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 stream.close()
+            if said:
+                raise SandboxError(f"{exc}: {said}") from None
             raise
         return proc
 
