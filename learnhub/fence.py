@@ -9,9 +9,10 @@ and nftables rules that let it reach the hub's and the proxy's ports on the host
                                 lhf<N>h 10.213.x.1/30 ===== lhf<N>n 10.213.x.2/30  <- the server listens here
                                                                                       (the proxy connects to it)
 
-* The server is told the hub is at ``10.213.x.1:<hub port>`` (``JUPYTERHUB_API_URL``) and the platform at
-  ``10.213.x.1:<proxy port>`` (``LEARNHUB_PUBLIC_URL``); a DNAT rule turns exactly those two ports into
-  ``127.0.0.1`` (``route_localnet`` on the host's end of the veth allows it). Any other connection to the
+* The server calls the hub and the platform at the URLs a server on the host would
+  (``http://127.0.0.1:<hub port>``, ``http://localhost:<proxy port>``): inside the namespace a DNAT rule
+  sends exactly those ports of 127.0.0.1 to ``10.213.x.1``, and on the host another turns them into
+  ``127.0.0.1`` (``route_localnet`` on both ends of the veth allows it), Host header and TLS name unchanged. Any other connection to the
   host (PostgreSQL, Redis, the services' ports, the proxy's API, any host address) is dropped in the input
   hook (rejected, so a client fails at once); anything forwarded (another learner's netns, the internet) is dropped in the forward hook unless
   the server is allowed outbound internet (then it is masqueraded, and still never reaches another netns).
@@ -208,6 +209,7 @@ class Fence:
                  "for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do echo 1 > $f; done", check=False)
             if self.internet:
                 _run(*inside, "route", "add", "default", "via", self.host_ip)
+            self._loopback_to_host()
             _ensure_table()
             _forget(self.host_if)
             for port in self.ports:
@@ -218,6 +220,36 @@ class Fence:
         except Exception:
             self._down()
             raise
+
+    def _loopback_to_host(self) -> None:
+        """Inside the namespace, the hub's and the proxy's ports on 127.0.0.1 lead to the host's.
+
+        So the server keeps the URLs a server on the host has (``http://127.0.0.1:8081/hub/api``,
+        ``https://localhost:8443``): the Host header and the name a certificate is checked against stay
+        the platform's own, which the proxy's host routing (``subdomain_host``) and TLS need. Locally made
+        packets to those ports are sent to the fence's host address (the host's DNAT then takes them to
+        its 127.0.0.1) from the namespace's address; ``route_localnet`` lets a packet that was bound for
+        loopback leave by the veth. The ports are reserved, so no kernel of the server listens on one
+        (its connections would be taken to the host)."""
+        if not self.ports:
+            return
+        ports = ", ".join(str(p) for p in self.ports)
+        inside = ["nsenter", f"--net={self.netns_path}", "--"]
+        _run(*inside, "nft", "-f", "-", input=f"""
+table ip {TABLE} {{
+    chain out {{
+        type nat hook output priority -100; policy accept;
+        ip daddr 127.0.0.1 tcp dport {{ {ports} }} dnat to {self.host_ip}
+    }}
+    chain post {{
+        type nat hook postrouting priority 100; policy accept;
+        oifname "{self.ns_if}" ip saddr 127.0.0.0/8 snat to {self.ns_ip}
+    }}
+}}
+""")
+        _run(*inside, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet; "
+             f"echo 1 > /proc/sys/net/ipv4/conf/{self.ns_if}/route_localnet; "
+             f"echo {','.join(str(p) for p in self.ports)} > /proc/sys/net/ipv4/ip_local_reserved_ports")
 
     def _down(self) -> None:
         for port in self.ports:

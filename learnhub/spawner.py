@@ -35,7 +35,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.traitlets import ByteSpecification
@@ -44,10 +44,6 @@ from traitlets import Bool, Enum, Integer, List, Unicode, default
 from .cgroups import Cgroup
 from .fence import Fence, FenceError, fence_possible
 
-#: environment variables holding a URL the server calls on the host (rewritten to the fence's address)
-HOST_URL_VARIABLES = ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL", "LEARNHUB_PUBLIC_URL",
-                      "LEARNHUB_SERVICES_URL", "LEARNHUB_COURSES_URL")
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
 
 
 def _system_ro_paths() -> list[str]:
@@ -410,19 +406,6 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
         if self.network_fence == "on":
             raise RuntimeError(f"the network fence cannot be put up: {why}")
         self._warn(f"a network fence: it shares the host's network ({why})")
-
-    def get_env(self):
-        env = super().get_env()
-        if self._fence is not None:
-            # The server calls the hub and the platform at the fence's host address; the DNAT rule
-            # turns exactly those ports back into the host's 127.0.0.1 (learnhub/fence.py).
-            for name in HOST_URL_VARIABLES:
-                if env.get(name):
-                    parsed = urlparse(env[name])
-                    if parsed.hostname in LOOPBACK_HOSTS:
-                        netloc = self._fence.host_ip + (f":{parsed.port}" if parsed.port else "")
-                        env[name] = urlunparse(parsed._replace(netloc=netloc))
-        return env
 
     def _teardown(self) -> None:
         if self._cgroup is None and self._fence is None and not self._mounted:

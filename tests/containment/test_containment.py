@@ -292,9 +292,16 @@ def attempt(host, port):
 def test_the_network_fence(hub, ada, bob):
     """PostgreSQL, the proxy's API, the services' ports, another learner's kernel and server, any
     address of the host and the internet are out of reach; the hub and the platform are not."""
-    hub_host = ada.value("import os, urllib.parse\n"
-                         "print(urllib.parse.urlparse(os.environ['JUPYTERHUB_API_URL']).hostname)")
-    assert hub_host == ada.state["fence"]["host_ip"]
+    # The server keeps the host's URLs (the fence takes the hub's and the proxy's ports of its 127.0.0.1 to
+    # the host's), and those ports are reserved in its namespace: no kernel listens on one.
+    urls = ada.value("import os, urllib.parse\n"
+                     "print(urllib.parse.urlparse(os.environ['JUPYTERHUB_API_URL']).hostname, "
+                     "urllib.parse.urlparse(os.environ['LEARNHUB_PUBLIC_URL']).hostname, "
+                     "open('/proc/sys/net/ipv4/ip_local_reserved_ports').read().strip())")
+    api_host, public_host, reserved = urls.split()
+    assert api_host in ("127.0.0.1", "localhost") and public_host in ("127.0.0.1", "localhost"), urls
+    assert reserved == ",".join(str(p) for p in ada.state["fence"]["ports"]), urls
+    hub_host = ada.state["fence"]["host_ip"]
     proxy_api = _port_of(b"configurable-http-proxy", b"--api-port")
     services = hub.hub_api("GET", "/services").json()
     service_ports = [int(s["url"].rsplit(":", 1)[1].strip("/")) for s in services.values() if s.get("url")]

@@ -1,8 +1,8 @@
 """HTTPS end to end: ``learnhub up`` with a certificate and key serves HTTPS only, every cookie is
 ``Secure``, and the services and a learner's server work through it.
 
-The certificate is self-signed, made here with ``cryptography`` for ``localhost``, ``127.0.0.1`` and the
-addresses at which fenced servers reach the host (learnhub/fence.py); the
+The certificate is self-signed, made here with ``cryptography`` for ``localhost`` and ``127.0.0.1``: fenced
+servers keep those names too (learnhub/fence.py takes their loopback ports to the host's); the
 platform is told to trust it (``LEARNHUB_SSL_CA``: its services and the learner's sandboxed server call
 each other through the public HTTPS URL), and so are this test's requests (``REQUESTS_CA_BUNDLE``),
 never ``verify=False``. Everything else is real: the hub, its proxy, the five services, the grader, a
@@ -20,28 +20,13 @@ import requests
 
 from hubtools import LearnhubProcess, log_in, sign_up, start_server
 
-from learnhub.spawner import SandboxedLocalSpawner
-
 pytestmark = [pytest.mark.hub, pytest.mark.db]  # db: runs on the backend under test (its platform does)
 
 PASSWORD = "https-passw0rd-long"
 
 
-def fence_addresses(slots: int = 64) -> list:
-    """The host's addresses as fenced servers see them (docs/containment.md): a server calls a platform
-    whose public URL is on loopback at its fence's host address, so a certificate for a loopback
-    platform must name those too. (A production certificate names the public host, which the fence
-    leaves as it is.)"""
-    from cryptography import x509
-
-    from learnhub.fence import Fence
-
-    subnet = SandboxedLocalSpawner.fence_subnet.default_value
-    return [x509.IPAddress(ipaddress.ip_address(Fence(slot, subnet, [], False).host_ip)) for slot in range(1, slots + 1)]
-
-
 def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for localhost, 127.0.0.1 and the fences' host addresses, signed by its own key; (cert, key) as PEM files."""
+    """A certificate for localhost and 127.0.0.1, signed by its own key; (cert, key) as PEM files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -54,8 +39,7 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName("*.localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        *fence_addresses()]),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, key_encipherment=False,

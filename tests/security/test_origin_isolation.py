@@ -13,6 +13,8 @@ SQLite only, like the other browser tests: the platform's database behaviour is 
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from hubtools import LearnhubProcess, free_port, start_server
@@ -35,12 +37,8 @@ class SubdomainLearnhub(LearnhubProcess):
 def subdomain_hub(tmp_path_factory):
     folder = tmp_path_factory.mktemp("subdomains")
     port = free_port()
-    # Without the network fence: a fenced server reaches a platform on loopback at its fence's host
-    # address, and the proxy's host routing (which subdomains need) does not know that name, so the
-    # server's bridge could not reach the services. A public host name is left as it is by the fence
-    # (docs/security.md); a loopback one, as here, cannot be tested with both (issue noted).
-    (folder / "data").mkdir()
-    (folder / "data" / "learnhub_config.py").write_text('c.SandboxedLocalSpawner.network_fence = "off"\n')
+    # With the network fence (the default as root): a fenced server calls the platform at localhost too
+    # (its loopback ports lead to the host's), so the proxy's host routing sees the platform's own name.
     hub = SubdomainLearnhub(folder / "data", f"sqlite:///{folder / 'learnhub.sqlite'}",
                             f"sqlite:///{folder / 'hub.sqlite'}", port=port, demo=True,
                             extra_env={"LEARNHUB_SUBDOMAIN_HOST": f"http://localhost:{port}"}).start()
@@ -75,6 +73,8 @@ def test_each_learner_has_an_origin_of_their_own(subdomain_hub, browser):
     page.wait_for_url(lab_url + "**", timeout=LAB_TIMEOUT_MS)
     page.wait_for_selector(LAB_READY, timeout=LAB_TIMEOUT_MS)
     assert page.evaluate("location.origin") == f"http://ada.localhost:{port}"
+    if os.geteuid() == 0:  # where the fence can be put up, her server is behind it
+        assert "fence" in hub.hub_api("GET", "/users/ada").json()["servers"][""]["state"]
 
     # The hub's login cookie is the hub's alone: the browser never sends it to ada's origin.
     cookies_on_ada = {c["name"] for c in context.cookies(f"http://ada.localhost:{port}/user/ada/")}
