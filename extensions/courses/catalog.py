@@ -202,6 +202,17 @@ def role_of(session: Session, course_id: str, user: str) -> str | None:
                                                           m.Enrollment.user_name == user))
 
 
+def dropped_by_lms(session: Session, course_id: str, user: str) -> bool:
+    """A roster sync found the person no longer in any LMS course linked to this one (learnhub/lti): the
+    LMS decides who belongs, so they do not enroll themselves back."""
+    from learnhub.lti import models as lm
+
+    statuses = set(session.scalars(
+        select(lm.LtiMember.status).join(lm.LtiContext, lm.LtiContext.id == lm.LtiMember.context_pk)
+        .where(lm.LtiContext.course_id == course_id, lm.LtiMember.user_name == user)))
+    return "inactive" in statuses and "active" not in statuses
+
+
 def get_course(session: Session, caller: Caller, course_id: str) -> tuple[m.Course, str | None]:
     """The course and the caller's role in it; 404 when it does not exist *or* the caller may not see it."""
     course = session.get(m.Course, course_id)
@@ -377,6 +388,9 @@ class Enrollments:
                                        "a role other than learner")
             if course.status != "published" or not course.open_enrollment:
                 raise CourseError(403, f"course {course_id!r} is not open for self-enrollment; "
+                                       "ask its instructor to add you")
+            if not my_role and dropped_by_lms(self.session, course_id, user):
+                raise CourseError(403, f"the LMS course linked to {course_id!r} no longer lists you; "
                                        "ask its instructor to add you")
             if my_role:  # enrolling twice is a no-op, and never demotes staff
                 row = self.session.get(m.Enrollment, (course_id, user))

@@ -76,9 +76,19 @@ class LtiRunner:
             if not await self.service.mirror(course_id, user, role):
                 return  # the hub does not answer: the next tick (or the reconciliation) tries again
 
-    def linked_contexts(self) -> list[str]:
+    def linked_contexts(self) -> list[tuple[str, str]]:
+        """(context, course) of every LMS course that offers its roster."""
         with session_scope(self.service.session_factory) as session:
-            return list(session.scalars(select(lm.LtiContext.id).where(lm.LtiContext.memberships_url != "")))
+            return [tuple(r) for r in session.execute(select(lm.LtiContext.id, lm.LtiContext.course_id)
+                                                       .where(lm.LtiContext.memberships_url != ""))]
+
+    async def sync_roster(self, context_pk: str, course_id: str) -> dict:
+        """One roster sync, then the hub groups of those it enrolled and of those it dropped."""
+        result = await asyncio.get_running_loop().run_in_executor(None, self.roster.sync, context_pk)
+        for user in result["dropped"]:
+            await self.service.mirror(course_id, user, None)  # not answered: the reconciliation removes them
+        await self.mirror_pending()
+        return result
 
     async def forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -90,9 +100,9 @@ class LtiRunner:
                 await self.mirror_pending()
                 if self.settings.roster_sync_interval > 0 and loop.time() - self._last_roster >= self.settings.roster_sync_interval:
                     self._last_roster = loop.time()
-                    for context_pk in await loop.run_in_executor(None, self.linked_contexts):
+                    for context_pk, course_id in await loop.run_in_executor(None, self.linked_contexts):
                         try:
-                            await loop.run_in_executor(None, self.roster.sync, context_pk)
+                            await self.sync_roster(context_pk, course_id)
                         except (LtiError, PlatformUnavailable) as exc:
                             log.warning("scheduled roster sync of %s failed: %s", context_pk, exc)
             except Exception:
@@ -200,16 +210,14 @@ class RosterSyncHandler(LtiHandler):
         ids = await self.lti_run(contexts)
         if not ids:
             raise APIError(409, "no LMS course linked to this course offers its roster (NRPS)")
-        loop = asyncio.get_running_loop()
         results = {}
         for context_pk in ids:
             try:
-                results[context_pk] = await loop.run_in_executor(None, self.lti.roster.sync, context_pk)
+                results[context_pk] = await self.lti.sync_roster(context_pk, course_id)
             except LtiError as exc:
                 raise APIError(exc.status, exc.message)
             except PlatformUnavailable as exc:
                 raise APIError(502, f"the LMS did not answer the roster request: {exc}")
-        await self.lti.mirror_pending()
         self.write_json({"contexts": results})
 
 

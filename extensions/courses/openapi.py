@@ -204,8 +204,9 @@ def _paths() -> dict:
         "/api/courses/{course_id}/lti/roster-sync": {
             "parameters": [C],
             "post": {"summary": "Sync the roster from the LMS now (NRPS; instructors): new members enrolled, "
-                                "dropped ones marked inactive",
-                     "responses": {"200": {"description": "counts per linked LMS course"}, **errors(401, 403, 404, 409, 502)}},
+                                "dropped ones marked inactive and unenrolled (their work stays)",
+                     "responses": {"200": {"description": "counts per linked LMS course, and `dropped`: "
+                                                          "the names whose enrollment went"}, **errors(401, 403, 404, 409, 502)}},
         },
         "/api/courses/{course_id}/lti/scores": {
             "parameters": [C],

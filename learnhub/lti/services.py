@@ -131,7 +131,10 @@ class RosterSync:
 
     def sync(self, context_pk: str) -> dict:
         """Enroll every active member with their role, mark members the LMS no longer lists (or lists as
-        Inactive) ``inactive``; nothing is deleted. Returns counts."""
+        Inactive) ``inactive`` and take their enrollment away (their submissions and grades stay, and so
+        does the membership: listed again, they are enrolled again with it). Returns counts and
+        ``dropped``, the names whose enrollment went (for the hub groups)."""
+        from learnhub.extensions.courses import models as cm
         from learnhub.extensions.courses.catalog import Caller, Enrollments
 
         with session_scope(self.sessions) as session:
@@ -147,11 +150,25 @@ class RosterSync:
             if not page:
                 break
         counts = {"enrolled": 0, "updated": 0, "inactive": 0, "unchanged": 0, "skipped": 0}
-        seen = set()
+        seen, dropped = set(), []
         caller = Caller(name="lti", can_manage=True)
         with session_scope(self.sessions) as session:
             context = session.get(lm.LtiContext, context_pk)
             known = {m.sub: m for m in session.scalars(select(lm.LtiMember).where(lm.LtiMember.context_pk == context_pk))}
+
+            def drop(row):
+                """The LMS lists them no longer: the membership is kept (inactive), the course access goes
+                unless another LMS course linked to this course still lists them. Their work stays."""
+                row.status, row.updated_at = "inactive", utcnow()
+                counts["inactive"] += 1
+                session.flush()
+                still_listed = session.scalar(
+                    select(lm.LtiMember.sub).join(lm.LtiContext, lm.LtiContext.id == lm.LtiMember.context_pk)
+                    .where(lm.LtiContext.course_id == course_id, lm.LtiMember.user_name == row.user_name,
+                           lm.LtiMember.status == "active").limit(1))
+                if still_listed is None and session.get(cm.Enrollment, (course_id, row.user_name)) is not None:
+                    Enrollments(session).unenroll(caller, course_id, row.user_name)
+                    dropped.append(row.user_name)
             for member in members:
                 sub = str(member.get("user_id") or "")
                 role = course_role(member.get("roles", []), self.extra_roles)
@@ -163,8 +180,7 @@ class RosterSync:
                 active = member.get("status", "Active") == "Active"
                 if not active:
                     if row is not None and row.status != "inactive":
-                        row.status, row.updated_at = "inactive", utcnow()
-                        counts["inactive"] += 1
+                        drop(row)
                     continue
                 name = row.user_name if row is not None else self.user_name(platform, member)
                 _enrollment, previous, created = Enrollments(session).enroll(caller, course_id,
@@ -179,10 +195,9 @@ class RosterSync:
                     counts["unchanged"] += 1
             for sub, row in known.items():
                 if sub not in seen and row.status != "inactive":
-                    row.status, row.updated_at = "inactive", utcnow()
-                    counts["inactive"] += 1
+                    drop(row)
             context.last_roster_sync = utcnow()
-        return counts
+        return {**counts, "dropped": sorted(dropped)}
 
 
 class GradePassback:

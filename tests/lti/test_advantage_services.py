@@ -66,19 +66,24 @@ def test_roster_sync_enrolls_new_members_and_marks_dropped_ones_inactive(course,
     sync = RosterSync(db_session_factory, client, user_name=lambda platform, member: member["user_id"])
     counts = sync.sync(course["context_pk"])
     # bob is no longer listed, dan is listed as Inactive and never launched: nothing to mark
-    assert counts == {"enrolled": 2, "updated": 0, "inactive": 1, "unchanged": 2, "skipped": 0}
+    assert counts == {"enrolled": 2, "updated": 0, "inactive": 1, "unchanged": 2, "skipped": 0, "dropped": ["bob"]}
     with session_scope(db_session_factory) as session:
         members = {m.sub: (m.role, m.status) for m in session.scalars(select(lm.LtiMember))}
         enrolled = {e.user_name: e.role for e in session.scalars(select(cm.Enrollment)
                                                                    .where(cm.Enrollment.course_id == course["id"]))}
     assert members == {"prof": ("instructor", "active"), "ann": ("learner", "active"), "bob": ("learner", "inactive"),
                        "cid": ("learner", "active"), "tia": ("ta", "active")}
-    # nothing deleted: bob's enrollment (and so his work) stays
-    assert enrolled == {"prof": "instructor", "ann": "learner", "bob": "learner", "cid": "learner", "tia": "ta"}
+    # bob's membership stays (inactive), his enrollment (the course access) goes
+    assert enrolled == {"prof": "instructor", "ann": "learner", "cid": "learner", "tia": "ta"}
     # bob is back, ann dropped: a second sync follows
     lms.rosters["course-101"] = [lms.roster_member(s, r) for s, r in
                                  (("prof", "instructor"), ("bob", "learner"), ("cid", "learner"), ("tia", "ta"))]
-    assert sync.sync(course["context_pk"]) == {"enrolled": 0, "updated": 1, "inactive": 1, "unchanged": 3, "skipped": 0}
+    assert sync.sync(course["context_pk"]) == {"enrolled": 0, "updated": 1, "inactive": 1, "unchanged": 3, "skipped": 0,
+                                               "dropped": ["ann"]}
+    with session_scope(db_session_factory) as session:
+        enrolled = {e.user_name: e.role for e in session.scalars(select(cm.Enrollment)
+                                                                   .where(cm.Enrollment.course_id == course["id"]))}
+    assert enrolled == {"prof": "instructor", "bob": "learner", "cid": "learner", "tia": "ta"}
     assert lms.token_requests == 1  # one access token, cached for both syncs
 
 

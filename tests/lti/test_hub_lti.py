@@ -175,7 +175,21 @@ def test_roster_sync_through_the_api(hub, lms, linked):
     (counts,) = synced.json()["contexts"].values()
     assert counts["enrolled"] == 1 and counts["inactive"] >= 1  # newbie in; tim, bea, ... no longer listed
     assert role_of(hub, "newbie") == "learner"
-    assert role_of(hub, "tim") == "ta"  # marked inactive for the LMS, still enrolled: nothing deleted
+    # tim and bea are no longer listed: their course access goes (the enrollment, the hub group) ...
+    assert {"tim", "bea"} <= set(counts["dropped"]), counts
+    assert role_of(hub, "tim") is None and role_of(hub, "bea") is None
+    assert not any(g.startswith(f"course-{COURSE}-") for g in hub.hub_api("GET", "/users/tim").json()["groups"])
+    # ... their work stays (bea's graded submissions, for her instructors), and they do not enroll themselves back
+    prof = hub.user_token("prof")
+    kept = hub.api("GET", f"{COURSES}/courses/{COURSE}/assignments/{ASSIGNMENT}/submissions?user=bea", token=prof)
+    assert kept.status_code == 200 and kept.json()["items"], kept.text
+    back = hub.api("POST", f"{COURSES}/courses/{COURSE}/enrollments", token=hub.user_token("bea"), json={})
+    assert back.status_code == 403 and "no longer lists you" in back.text, back.text
+    # listed again: enrolled again, with the role the LMS gives
+    lms.rosters["course-101"].append(lms.roster_member("tim", "ta"))
+    again = hub.api("POST", f"{COURSES}/courses/{COURSE}/lti/roster-sync", token=prof)
+    assert again.status_code == 200 and "tim" not in next(iter(again.json()["contexts"].values()))["dropped"]
+    assert role_of(hub, "tim") == "ta"
 
 
 def test_deep_linking_returns_a_signed_assignment_to_the_lms(hub, lms, linked):
