@@ -199,3 +199,43 @@ def test_a_repeated_feed_queues_nothing_twice_even_with_two_linked_lms_courses(c
     passback.collect()
     assert passback.deliver()["sent"] == 2
     assert sorted(s["line_item"].split("/ags/")[1].split("/")[0] for s in lms.scores) == ["course-101", "course-102"]
+
+
+def test_the_scheduled_roster_sync_follows_the_lms_without_anyone_asking(course, lms, tool_keys, db_url):
+    """The courses service's own LTI loop (``roster_sync_interval``), as it runs in the service, against the
+    test LMS; the hub is away (its groups follow at the reconciliation), which must not stop the sync."""
+    import asyncio
+
+    from traitlets.config import Config
+
+    from learnhub.extensions.courses.app import CoursesService
+
+    lms.rosters["course-101"] = [lms.roster_member("prof", "instructor"), lms.roster_member("ann", "learner"),
+                                 lms.roster_member("eve", "learner")]  # bob dropped, eve new
+    config = Config({"LtiSettings": {"roster_sync_interval": 0.1, "outbox_interval": 0.1}})
+    service = CoursesService(db_url=db_url, api_token="unused", hub_api_url="http://127.0.0.1:9/hub/api",
+                             data_dir=str(tool_keys.folder.parent),
+                             config=config)
+    service.initialize([])
+
+    async def until_synced():
+        loop = asyncio.create_task(service.lti.forever())
+        try:
+            for _ in range(300):
+                with session_scope(service.session_factory) as session:
+                    context = session.get(lm.LtiContext, course["context_pk"])
+                    if context.last_roster_sync is not None:
+                        return
+                await asyncio.sleep(0.05)
+            raise AssertionError("no scheduled roster sync")
+        finally:
+            loop.cancel()
+
+    try:
+        asyncio.run(until_synced())
+        with session_scope(service.session_factory) as session:
+            enrolled = {e.user_name: e.role for e in session.scalars(
+                select(cm.Enrollment).where(cm.Enrollment.course_id == course["id"]))}
+    finally:
+        service.engine.dispose()
+    assert enrolled == {"prof": "instructor", "ann": "learner", "eve": "learner"}
