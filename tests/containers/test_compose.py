@@ -265,6 +265,14 @@ def test_learner_signs_up_fetches_submits_and_gets_results_live(stack):
     assert link, output
     job_id = link.group(1)
 
+    # the feedback service's intake queues the submission the courses service recorded: the
+    # learner's socket opens once the service knows the job (404 before)
+    job_url = f"{stack.url}/services/feedback/api/submissions/{job_id}"
+    deadline = time.monotonic() + 120
+    while (known := requests.get(job_url, headers=auth, timeout=30)).status_code == 404:
+        assert time.monotonic() < deadline, f"the feedback service never queued {job_id}\n{stack.logs()}"
+        time.sleep(0.2)
+    assert known.status_code == 200, known.text
     # the per-test results, live, over the feedback service's WebSocket, as the learner
     events = asyncio.run(feedback_events(stack.url, token, f"submissions/{job_id}/events", timeout=300))
     types = [event["type"] for event in events]
