@@ -217,11 +217,17 @@ def test_learner_signs_up_fetches_submits_and_gets_results_live(stack):
     token = personal_token(stack, session, name, note="compose e2e")
     auth = {"Authorization": f"token {token}"}
 
-    # the demo course is in the catalogue (the hub image's copy of courses/), open for enrollment
+    # the demo course is in the catalogue (the hub image's copy of courses/), open for enrollment;
+    # `learnhub up` loads it once the hub answers, so right after the start it may not be there yet
     courses = f"{stack.url}/services/courses/api/courses"
-    catalogue = requests.get(courses, headers=auth, timeout=30)
-    assert catalogue.status_code == 200, catalogue.text
-    assert COURSE in [c["id"] for c in catalogue.json()["items"]], catalogue.text
+    deadline = time.monotonic() + 120
+    while True:
+        catalogue = requests.get(courses, headers=auth, timeout=30)
+        assert catalogue.status_code == 200, catalogue.text
+        if COURSE in [c["id"] for c in catalogue.json()["items"]]:
+            break
+        assert time.monotonic() < deadline, f"no demo course in the catalogue: {catalogue.text}\n{stack.logs()}"
+        time.sleep(1)
     enrolled = requests.post(f"{courses}/{COURSE}/enrollments", headers=auth, json={}, timeout=30)
     assert enrolled.status_code == 201 and enrolled.json()["mirrored"] is True, enrolled.text
 
