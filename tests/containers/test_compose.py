@@ -212,8 +212,8 @@ def test_learner_signs_up_fetches_submits_and_gets_results_live(stack):
 
     # sign-up (the native authenticator's form, open sign-up as in the embedded default), then login
     signed = sign_up(stack, name, password)
-    assert signed.status_code == 200 and "error" not in signed.url, (signed.status_code, signed.url)
-    session = log_in(stack, name, password)
+    assert signed.status_code == 200, (signed.status_code, signed.text[-500:])
+    session = log_in(stack, name, password)  # (fails unless the sign-up made an account that may log in)
     token = personal_token(stack, session, name, note="compose e2e")
     auth = {"Authorization": f"token {token}"}
 
