@@ -137,6 +137,8 @@ for t in "${targets[@]}"; do
   esac
   if [ "$t" = hub ]; then
     chp
+    # learnhub's courses/ (the demo course), which the hub image copies in (the context is images/)
+    rm -rf "$BUILD/courses" && cp -r courses "$BUILD/courses"
     build hub hub hub
     build worker hub worker   # the hub image with the Docker client: grading workers
   else

@@ -7,18 +7,29 @@ roots, so neither needs the other's code.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .uploads import UploadError
 
-#: the checkout's (or installed package's) ``courses/`` folder, with the demo course's source
+#: the checkout's ``courses/`` folder, with the demo course's source
 CHECKOUT_COURSES = Path(__file__).resolve().parents[1] / "courses"
+#: where an installation without the checkout keeps that folder (the hub image: images/hub/Dockerfile)
+SHIPPED_COURSES_ENV = "LEARNHUB_SHIPPED_COURSES"
+
+
+def shipped_courses() -> Path:
+    """learnhub's own ``courses/`` folder (the demo course): ``$LEARNHUB_SHIPPED_COURSES``, else the
+    checkout's. It is not package data on purpose: the sources hold the solutions and hidden tests,
+    and learnhub's wheel is also installed in the learners' image (images/singleuser), where they
+    must not be. The hub image copies the folder in and sets the variable."""
+    return Path(os.environ.get(SHIPPED_COURSES_ENV) or CHECKOUT_COURSES)
 
 
 def default_source_roots(data_dir: str | Path) -> list[str]:
     """Where services look for instructor sources unless configured: ``<data dir>/courses``, then
-    the checkout's ``courses/``."""
-    return [str(Path(data_dir) / "courses"), str(CHECKOUT_COURSES)]
+    learnhub's own ``courses/`` (:func:`shipped_courses`)."""
+    return [str(Path(data_dir) / "courses"), str(shipped_courses())]
 
 
 class SourceLocator:

@@ -147,6 +147,35 @@ def log_in(hub: LearnhubProcess, username: str, password: str) -> requests.Sessi
     return session
 
 
+def personal_token(hub, session: requests.Session, username: str, note: str = "test") -> str:
+    """An API token the logged-in ``session`` makes for itself, as a person does on the hub's token
+    page (the hub's API with the login cookie and the page's XSRF token), not one an admin mints."""
+    xsrf = xsrf_of(session, f"{hub.url}/hub/token")
+    made = session.post(f"{hub.url}/hub/api/users/{username}/tokens", json={"note": note},
+                        headers={"X-XSRFToken": xsrf, "Referer": f"{hub.url}/hub/token"}, timeout=30)
+    if made.status_code != 201:
+        raise AssertionError(f"{username} could not make a token: {made.status_code} {made.text}")
+    return made.json()["token"]
+
+
+async def feedback_events(hub_url: str, token: str, path: str, timeout: float = 120) -> list[dict]:
+    """Every message of one of the feedback service's WebSockets (``path`` under its ``api/``, e.g.
+    ``submissions/<id>/events``) until it closes, read with ``token`` as a client outside the hub."""
+    import asyncio
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    url = hub_url.replace("http", "ws", 1) + f"/services/feedback/api/{path}"
+    connection = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    events = []
+    while True:
+        message = await asyncio.wait_for(connection.read_message(), timeout)
+        if message is None:
+            return events
+        events.append(json.loads(message))
+
+
 def processes_listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -4,7 +4,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-DEMO_FOLDER = Path(__file__).resolve().parents[2] / "courses" / "intro-python"
+from learnhub.course_sources import CHECKOUT_COURSES, shipped_courses
+
+DEMO_COURSE = "intro-python"
+#: the checkout's demo course (what the tests import)
+DEMO_FOLDER = CHECKOUT_COURSES / DEMO_COURSE
+
+
+def demo_folder() -> Path:
+    """The demo course's folder where learnhub runs: the checkout's, or the copy an image carries
+    ($LEARNHUB_SHIPPED_COURSES, as the hub image sets it)."""
+    return shipped_courses() / DEMO_COURSE
 
 
 def schedule_from_today(folder: Path, first_due_in_days: int = 7) -> timedelta | None:
@@ -23,7 +33,7 @@ def schedule_from_today(folder: Path, first_due_in_days: int = 7) -> timedelta |
 
 
 def load_demo_course(settings, url: str | None = None, folder: Path | None = None) -> str | None:
-    """Import courses/intro-python, published with open enrollment and every assignment released,
+    """Import courses/intro-python (:func:`demo_folder`), published with open enrollment and every assignment released,
     when ``settings.demo_course`` is on and the catalogue is empty. Returns the course id loaded, if any."""
     if not getattr(settings, "demo_course", False):
         return None
@@ -31,7 +41,7 @@ def load_demo_course(settings, url: str | None = None, folder: Path | None = Non
 
     if not catalogue_is_empty(settings.db_url):
         return None  # never touch a catalogue someone has started
-    folder = folder or DEMO_FOLDER
+    folder = folder or demo_folder()
     result = import_course(folder, settings.db_url, Path(settings.data_dir) / "store", status="published",
                            release=True, actor="learnhub-demo", log=lambda *_: None,
                            due_shift=schedule_from_today(folder))

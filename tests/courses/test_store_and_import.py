@@ -75,6 +75,35 @@ def test_demo_load_then_import_is_idempotent(db_url, tmp_path):
     engine.dispose()
 
 
+def test_an_installation_without_the_checkout_finds_its_copy_of_the_courses(db_url, tmp_path, monkeypatch):
+    """The hub image carries courses/ outside the wheel (LEARNHUB_SHIPPED_COURSES): the demo load and
+    both services' source roots use that copy, not the (absent) checkout's."""
+    import shutil
+
+    from learnhub.course_sources import CHECKOUT_COURSES, SourceLocator, default_source_roots
+    from learnhub.extensions.courses.demo import demo_folder
+
+    assert demo_folder() == DEMO_FOLDER and default_source_roots("/d")[-1] == str(CHECKOUT_COURSES)
+    copy = tmp_path / "opt-courses"
+    shutil.copytree(CHECKOUT_COURSES, copy)
+    monkeypatch.setenv("LEARNHUB_SHIPPED_COURSES", str(copy))
+    assert demo_folder() == copy / "intro-python"
+    roots = default_source_roots(tmp_path / "data")
+    assert roots == [str(tmp_path / "data" / "courses"), str(copy)]
+    assert SourceLocator(roots).find("intro-python", "01-basics") == copy / "intro-python" / "source" / "01-basics"
+    settings = SimpleNamespace(demo_course=True, db_url=db_url, data_dir=str(tmp_path / "data"))
+    course_yaml = copy / "intro-python" / "course.yaml"
+    course_yaml.write_text(course_yaml.read_text().replace("title: Introduction to Python",
+                                                           "title: Introduction to Python (the copy)", 1))
+    assert load_demo_course(settings, "http://unused") == "intro-python"
+    engine = lhdb.make_engine(db_url)
+    try:
+        with lhdb.session_scope(lhdb.make_session_factory(engine)) as s:
+            assert s.get(m.Course, "intro-python").title == "Introduction to Python (the copy)"
+    finally:
+        engine.dispose()
+
+
 def test_singleuser_config_enables_the_extension_and_the_http_exchange(tmp_path):
     """With the spawner's JUPYTER_CONFIG_PATH, a server enables the extension and nbgrader uses HTTP."""
     import os

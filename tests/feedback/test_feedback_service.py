@@ -17,7 +17,7 @@ import requests
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from hubtools import log_in, module_platform, sign_up
+from hubtools import feedback_events, log_in, module_platform, sign_up
 from learnhub.course_content import generate_release, load_course
 
 pytestmark = pytest.mark.hub
@@ -76,15 +76,7 @@ def wait_graded(platform, who, path, timeout=120):
 
 
 async def collect_events(platform, who, path, timeout=120):
-    hub = platform["hub"]
-    url = hub.url.replace("http", "ws") + f"/services/feedback/api/{path}"
-    connection = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {platform['tokens'][who]}"}))
-    events = []
-    while True:
-        message = await asyncio.wait_for(connection.read_message(), timeout)
-        if message is None:
-            return events
-        events.append(json.loads(message))
+    return await feedback_events(platform["hub"].url, platform["tokens"][who], path, timeout)
 
 
 def test_correct_submission_streams_every_test_and_scores_full_marks(platform):
