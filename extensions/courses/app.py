@@ -109,7 +109,7 @@ class CoursesService(ServiceApp):
         self.retention = DataRetention(parent=self)
         self.data_rights = DataRightsCoordinator(
             {name: self.service_api(name) for name in DATA_SERVICES},
-            CoreData(self.session_factory, self.data_dir))
+            CoreData(self.session_factory, self.data_dir, hold_hours=self.retention.erased_names_hold_hours))
         self.deleted_users = EventFeed(self.session_factory, "courses-user-deletions", DELETION_VERBS,
                                        settle_seconds=0.0)
         self._loop = None
@@ -163,6 +163,7 @@ class CoursesService(ServiceApp):
     def apply_retention(self) -> dict:
         """Retention of archived courses (c.DataRetention): their learners' work, then their events."""
         cutoff = self.retention.cutoff()
+        self.data_rights.core.purge_erased_names()  # the erasures' tombstones, once their hold is over
         if self.retention.archived_course_days <= 0:
             return {"courses": [], "submissions": 0, "store_files": 0, "events": 0, "enabled": False}
         with session_scope(self.session_factory) as session:

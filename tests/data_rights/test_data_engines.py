@@ -65,7 +65,7 @@ def test_the_audit_migration_goes_down_and_up(db_url):
         assert {"audit_log", "audit_subjects"} <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert lhdb.current_revision(db_url) == "0014"
+    assert lhdb.current_revision(db_url) == "0015"
 
 
 def test_core_erasure_pseudonymises_events_and_removes_the_home(db_session_factory, tmp_path):
