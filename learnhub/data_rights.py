@@ -45,6 +45,11 @@ log = logging.getLogger("learnhub.data_rights")
 SERVICES = ("feedback", "notifications", "recommender", "analytics", "courses")
 
 
+class ErasureRefused(RuntimeError):
+    """The person cannot be erased now (something of theirs still runs and would write again); nothing
+    was erased. The API answers 409."""
+
+
 def new_pseudonym() -> str:
     return f"erased-{uuid.uuid4().hex[:16]}"
 
@@ -68,11 +73,14 @@ def file_entries(root: Path, prefix: str = "") -> list[dict]:
 
 
 class CoreData:
-    """What the core holds about a person: events, audit entries, the home folder."""
+    """What the core holds about a person: events, audit entries, the home folder — or, with
+    DockerSpawner, their home volume (``docker_homes``, a :class:`learnhub.docker_spawner.DockerHomes`)."""
 
-    def __init__(self, session_factory, data_dir: str | os.PathLike, *, hold_hours: float = 24.0):
+    def __init__(self, session_factory, data_dir: str | os.PathLike, *, hold_hours: float = 24.0,
+                 docker_homes=None):
         self.session_factory = session_factory
         self.data_dir = Path(data_dir)
+        self.docker_homes = docker_homes
         #: how long events still appended naming an erased person get their pseudonym (learnhub.erasures)
         self.hold = timedelta(hours=hold_hours)
 
@@ -90,6 +98,10 @@ class CoreData:
         return self.home(user).parent / ".images" / f"{user}.ext4"
 
     def home_files(self, user: str) -> list[dict]:
+        volumes = self.docker_homes.files(user, "home/") if self.docker_homes else []
+        return volumes + self.local_home_files(user)
+
+    def local_home_files(self, user: str) -> list[dict]:
         home, image = self.home(user), self.home_image(user)
         if image.is_file() and not os.path.ismount(home):
             # Read the stopped server's image without mounting it (no root needed): debugfs copies
@@ -117,7 +129,13 @@ class CoreData:
             entries = audit.about(session, user)
         return {"data": {"events": events, "audit_log": entries}, "files": self.home_files(user)}
 
+    def check_erasable(self, user: str) -> None:
+        """Raise :class:`ErasureRefused` while something of the person's runs (their container)."""
+        if self.docker_homes:
+            self.docker_homes.check_erasable(user)
+
     def erase(self, user: str, pseudonym: str) -> dict:
+        self.check_erasable(user)  # before anything is erased: a refusal leaves all as it was
         counts = {"events": 0}
         with lhdb.session_scope(self.session_factory) as session:
             # Writers in flight commit first (their rows are pseudonymised below) and later ones find the
@@ -143,8 +161,10 @@ class CoreData:
         imaged = image.exists()
         if imaged:
             image.unlink()
-        return {"erased": {"audit_subjects": forgotten, "home_folder": int(removed), "home_image": int(imaged)},
-                "pseudonymised": counts}
+        erased = {"audit_subjects": forgotten, "home_folder": int(removed), "home_image": int(imaged)}
+        if self.docker_homes:
+            erased["home_volumes"] = self.docker_homes.erase(user)
+        return {"erased": erased, "pseudonymised": counts}
 
     def purge_erased_names(self) -> int:
         """Delete the tombstones whose hold has passed (the retention job runs it, even with retention off)."""

@@ -9,7 +9,7 @@ from traitlets import Float, Integer, List, Unicode, default
 
 from learnhub.course_sources import SourceLocator, default_source_roots
 from learnhub.data_rights import SERVICES as DATA_SERVICES
-from learnhub.data_rights import CoreData, DataRetention, DataRightsCoordinator
+from learnhub.data_rights import CoreData, DataRetention, DataRightsCoordinator, ErasureRefused
 from learnhub.db import session_scope
 from learnhub.event_feed import EventFeed, RetryLater
 from learnhub.event_schemas import Verb
@@ -109,7 +109,8 @@ class CoursesService(ServiceApp):
         self.retention = DataRetention(parent=self)
         self.data_rights = DataRightsCoordinator(
             {name: self.service_api(name) for name in DATA_SERVICES},
-            CoreData(self.session_factory, self.data_dir, hold_hours=self.retention.erased_names_hold_hours))
+            CoreData(self.session_factory, self.data_dir, hold_hours=self.retention.erased_names_hold_hours,
+                     docker_homes=self.docker_homes()))
         self.deleted_users = EventFeed(self.session_factory, "courses-user-deletions", DELETION_VERBS,
                                        settle_seconds=0.0)
         self._loop = None
@@ -118,6 +119,18 @@ class CoursesService(ServiceApp):
         self.grades = GradeRecorder(self.session_factory)
         self.lti = lti.LtiRunner(self)
         self._tasks: list[asyncio.Task] = []
+
+    def docker_homes(self):
+        """With DockerSpawner (LEARNHUB_SPAWNER, as the hub has it) learners' homes are Docker volumes,
+        which their export reads and their erasure removes; None otherwise."""
+        from learnhub.config import LearnhubSettings
+
+        settings = LearnhubSettings()
+        if not settings.docker_spawner:
+            return None
+        from learnhub.docker_spawner import DockerHomes
+
+        return DockerHomes(settings.singleuser_image)
 
     def api_handlers(self) -> list[tuple]:
         return [
@@ -169,6 +182,12 @@ class CoursesService(ServiceApp):
         with session_scope(self.session_factory) as session:
             result = CoursesData(session, self.store).apply_retention(cutoff)
         result["events"] = self.data_rights.core.purge_course_events(result["courses"], cutoff)
+        if result["courses"]:
+            # The feedback service's tables are its own (services talk over HTTP); a feedback service that
+            # does not answer fails this run, and the next one (the same courses: still archived) completes it.
+            answer = self.data_rights.services["feedback"].request_sync(
+                "POST", "data/retention", {"courses": result["courses"]})
+            result["feedback"] = {k: answer.get(k, 0) for k in ("grading_jobs", "help_requests", "grading_regrades")}
         result["enabled"] = True
         return result
 
@@ -180,8 +199,8 @@ class CoursesService(ServiceApp):
         def handle(session, event):
             try:
                 self.data_rights.erase(event.actor)
-            except (PeerUnavailable, APIClientError) as exc:
-                raise RetryLater(str(exc))
+            except (PeerUnavailable, APIClientError, ErasureRefused) as exc:
+                raise RetryLater(str(exc))  # (a container of theirs still stopping: the next poll)
             audit.record(session, "hub", "data-erased", details={"reason": "the hub deleted the account"},
                          source="courses", actor_kind="service")
 
