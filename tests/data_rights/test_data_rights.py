@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hubtools import log_in, module_platform, sign_up
@@ -42,11 +42,15 @@ PASSWORD = "correct-horse-battery"
 LEARNER, OTHER, STAFF, DELETED = "zelda-gdpr", "yuri-other", "ines-staff", "hana-deleted"
 EMAIL, PHONE = "zelda.private@example.org", "+15551234987"
 HOME_MARKER = "zelda's private notes 7f3a"
+RETENTION_DAYS = 36500
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    env = {"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1"}
+    # Retention on, at a century: the live course is never that old; test_retention_reaches_the_feedback_service
+    # makes one that is.
+    env = {"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1",
+           "LEARNHUB_RETENTION_ARCHIVED_COURSE_DAYS": str(RETENTION_DAYS)}
     for hub in module_platform(tmp_path_factory, "data-rights", demo=True, extra_env=env):
         tokens = {"admin": hub.admin_token}
         for name in (LEARNER, OTHER, STAFF, DELETED):
@@ -174,9 +178,10 @@ def test_export_then_erase_leaves_nothing_of_the_person(platform):
             assert call(platform, who, "POST", f"{service}/api/data/erase",
                         json={"user": LEARNER, "pseudonym": "erased-0123456789abcdef"}).status_code == 403
     assert call(platform, None, "GET", f"courses/api/data/archives?user={LEARNER}").status_code == 401
-    # Retention is off by default: applying it deletes nothing.
+    # Retention deletes nothing of a course that is not archived.
     done = learnhub_cli(platform, "data", "retention")
-    assert done.returncode == 0 and json.loads(done.stdout)["enabled"] is False, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["enabled"] is True and json.loads(done.stdout)["courses"] == [], done.stdout
     bad = call(platform, "admin", "POST", "feedback/api/data/erase", json={"user": LEARNER, "pseudonym": "x"})
     assert bad.status_code == 400 and "pseudonym" in bad.json()["error"]["message"]
 
@@ -244,6 +249,45 @@ def test_export_then_erase_leaves_nothing_of_the_person(platform):
     assert not any(LEARNER in json.dumps(i) for i in items)
     listed = learnhub_cli(platform, "audit", "--action", "grade-overridden")
     assert listed.returncode == 0 and "grade-overridden" in listed.stdout and STAFF in listed.stdout
+
+
+def test_retention_reaches_the_feedback_service(platform):
+    """A course archived longer ago than the retention: its grading jobs and help requests, which the
+    feedback service holds, go too (the courses service asks it over its api/data/retention)."""
+    from datetime import timedelta
+
+    from learnhub.extensions.courses import models as cm
+    from learnhub.extensions.feedback.models import HelpRequest
+    from learnhub.graders.models import GRADED, GradingJob
+    from learnhub.timeutil import utcnow
+
+    old, long_ago = "retired-course", utcnow() - timedelta(days=RETENTION_DAYS + 30)
+    engine = lhdb.make_engine(platform["hub"].db_url)
+    factory = lhdb.make_session_factory(engine)
+    try:
+        with lhdb.session_scope(factory) as session:  # (made as the services would have, decades ago)
+            session.add(cm.Course(id=old, title="Retired", status="archived", created_at=long_ago, updated_at=long_ago))
+            session.add(HelpRequest(course_id=old, assignment_id="a1", learner=OTHER, question="old question"))
+            session.add(GradingJob(course_id=old, assignment_id="a1", learner_id=OTHER, source_path="/gone",
+                                   status=GRADED, score=1.0))
+            session.add(GradingJob(course_id=COURSE, assignment_id="a1", learner_id=OTHER, source_path="/live",
+                                   status=GRADED, score=1.0))
+        done = learnhub_cli(platform, "data", "retention")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["courses"] == [old] and result["feedback"] == {
+            "grading_jobs": 1, "help_requests": 1, "grading_regrades": 0}, result
+        with lhdb.session_scope(factory) as session:
+            assert session.scalars(select(GradingJob.id).where(GradingJob.course_id == old)).all() == []
+            assert session.scalars(select(HelpRequest.id).where(HelpRequest.course_id == old)).all() == []
+            assert session.scalars(select(GradingJob.id).where(GradingJob.source_path == "/live")).all()
+            assert session.get(cm.Course, old) is not None  # the course itself stays
+    finally:
+        engine.dispose()
+    # The feedback service's endpoint itself: admins only (tests/security/matrix.py), a list of course ids.
+    bad = call(platform, "admin", "POST", "feedback/api/data/retention", json={"courses": "all"})
+    assert bad.status_code == 400 and "courses" in bad.json()["error"]["message"]
+    assert call(platform, OTHER, "POST", "feedback/api/data/retention", json={"courses": [COURSE]}).status_code == 403
 
 
 def test_the_audit_log_refuses_to_change(platform):
