@@ -77,16 +77,24 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
-def exclude_writers(session: Session) -> None:
-    """Start an erasure's transaction: from here until it commits no other transaction appends an
-    event, and every one that had appended has committed (so its rows are seen). Call it first."""
+def exclude_writers(session: Session, *tables: str) -> None:
+    """Start an erasure's transaction: from here until it commits no other transaction writes to
+    ``tables`` (default: the events), and every one that had written has committed (so its rows are
+    seen). Call it first; on SQLite the caller's first statement must then be a write."""
     if session.get_bind().dialect.name == "postgresql":
         # SHARE ROW EXCLUSIVE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE takes (it waits
         # for those in flight and holds back new ones) and with itself (two erasures go one after the
         # other), but not with readers.
-        session.execute(text("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE"))
-    # SQLite: the caller's first statement is the tombstone's INSERT (hold), a write, which waits for
-    # the database's one write lock and keeps it until the erasure commits.
+        for table in tables or ("events",):
+            session.execute(text(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE'))
+    # SQLite: the caller's first statement (the core's: the tombstone's INSERT, hold) is a write, which
+    # waits for the database's one write lock and keeps it until the erasure commits.
+
+
+def is_erased(session: Session, name: str) -> bool:
+    """``name`` was erased within its hold: a service about to write a row for them writes none. Ask
+    *after* writing the row (and drop it), for the reason :func:`shield` looks after its insert."""
+    return bool(pseudonyms_for(session, [name]))
 
 
 def hold(session: Session, name: str, pseudonym: str, until: datetime) -> None:

@@ -147,3 +147,67 @@ def test_tombstones_hold_no_name_and_expire(engines, tmp_path):
         announce(session, "ann")
     with lhdb.session_scope(factory) as session:
         assert session.scalars(select(Event.actor)).all() == ["ann"]
+
+
+def notify(outbox, session, learner: str):
+    from learnhub.extensions.notifications.outbox import NewNotification
+
+    return outbox.add(session, NewNotification(learner, "recommendations", "Recommended next: FizzBuzz",
+                                               course_id="intro-python", data={"learner": learner}))
+
+
+@pytest.fixture
+def outbox():
+    from cryptography.fernet import Fernet
+
+    from learnhub.extensions.notifications.channels.inapp import InAppChannel
+    from learnhub.extensions.notifications.crypto import ContactCipher
+    from learnhub.extensions.notifications.outbox import Outbox
+    from learnhub.extensions.notifications.preferences import PreferenceStore
+
+    return Outbox(PreferenceStore(ContactCipher(Fernet.generate_key())), {"in_app": InAppChannel()})
+
+
+def erase_with_notifications(factory, tmp_path, outbox):
+    """The core, then the notifications service's step (the coordinator's order)."""
+    from learnhub.extensions.notifications.data import NotificationsData
+
+    CoreData(factory, tmp_path).erase("ann", PSEUDONYM)
+    with lhdb.session_scope(factory) as session:
+        return NotificationsData(session, outbox.preferences).erase("ann", PSEUDONYM)
+
+
+def test_a_notification_for_a_person_erased_meanwhile_is_not_queued(engines, tmp_path, outbox):
+    """The notifications service's own table, both orders: its trigger read an event naming the person
+    before the erasure and queues their notification after it — or while the erasure runs."""
+    writer_factory, eraser_factory = (lhdb.make_session_factory(e) for e in engines)
+    erase_with_notifications(eraser_factory, tmp_path, outbox)
+    with lhdb.session_scope(writer_factory) as session:
+        assert notify(outbox, session, "ann") is None and notify(outbox, session, "bob") is not None
+    assert rows_naming(engines[0], "ann") == {} and "notifications" in rows_naming(engines[0], "bob")
+
+
+def test_an_erasure_waits_for_a_notification_being_queued(db_url, engines, tmp_path, outbox):
+    writer_factory, eraser_factory = (lhdb.make_session_factory(e) for e in engines)
+    outcome: dict = {}
+    writer = writer_factory()
+    try:
+        assert notify(outbox, writer, "ann") is not None  # inserted, not committed
+        writer.flush()
+        eraser = threading.Thread(target=lambda: outcome.update(erase_with_notifications(eraser_factory, tmp_path, outbox)))
+        eraser.start()
+        if not lhdb.is_sqlite(db_url):
+            # until PostgreSQL shows the notifications step waiting for this writer's table lock (on SQLite
+            # the core's first write already waits for the writer's write lock)
+            deadline = time.monotonic() + 60
+            with engines[0].connect() as probe:
+                while not probe.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                                             "relation = 'notifications'::regclass")).scalar():
+                    assert time.monotonic() < deadline and eraser.is_alive(), "the erasure never waited"
+                    time.sleep(0.05)
+        writer.commit()
+    finally:
+        writer.close()
+    eraser.join(120)
+    assert not eraser.is_alive() and outcome["erased"]["notifications"] == 1
+    assert rows_naming(engines[0], "ann") == {}
