@@ -135,7 +135,8 @@ def shield(session: Session, rows: list[dict]) -> int:
     within their hold: in the database and in ``rows`` (what the listeners get). Returns rows rewritten.
 
     Called after the insert, in the writer's transaction: see the module's docstring for why after."""
-    names = {s for row in rows for field in NAMING_FIELDS for s in _strings(row.get(field))}
+    # (a hub user name is at most 255 characters: longer strings, such as a reason's text, are none)
+    names = {s for row in rows for field in NAMING_FIELDS for s in _strings(row.get(field)) if len(s) <= 255}
     erased = pseudonyms_for(session, names) if names else {}
     if not erased:
         return 0
