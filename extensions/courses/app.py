@@ -111,8 +111,10 @@ class CoursesService(ServiceApp):
             {name: self.service_api(name) for name in DATA_SERVICES},
             CoreData(self.session_factory, self.data_dir, hold_hours=self.retention.erased_names_hold_hours,
                      docker_homes=self.docker_homes()))
+        # One deletion a batch: the feed's transaction holds SQLite's write lock from the first audit entry
+        # it records, and the next person's erasure (other sessions) would wait for it until it timed out.
         self.deleted_users = EventFeed(self.session_factory, "courses-user-deletions", DELETION_VERBS,
-                                       settle_seconds=0.0)
+                                       settle_seconds=0.0, batch_size=1)
         self._loop = None
         self.groups = CourseGroupMirror(self.hub_api)
         self.sources = SourceLocator(self.source_roots)
@@ -204,7 +206,10 @@ class CoursesService(ServiceApp):
             audit.record(session, "hub", "data-erased", details={"reason": "the hub deleted the account"},
                          source="courses", actor_kind="service")
 
-        return self.deleted_users.poll(handle)
+        erased = 0
+        while handled := self.deleted_users.poll(handle):  # every deletion there is, one a transaction
+            erased += handled
+        return erased
 
     async def _erase_deleted_forever(self) -> None:
         loop = asyncio.get_running_loop()

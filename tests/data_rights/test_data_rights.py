@@ -40,6 +40,7 @@ COURSE_DIR = REPO / "courses" / "intro-python"
 COURSE, ASSIGNMENT, NOTEBOOK = "intro-python", "01-basics", "basics.ipynb"
 PASSWORD = "correct-horse-battery"
 LEARNER, OTHER, STAFF, DELETED = "zelda-gdpr", "yuri-other", "ines-staff", "hana-deleted"
+ALSO_DELETED = "omar-deleted"  # deleted right after DELETED: two deletions for the courses service at once
 EMAIL, PHONE = "zelda.private@example.org", "+15551234987"
 HOME_MARKER = "zelda's private notes 7f3a"
 RETENTION_DAYS = 36500
@@ -53,7 +54,7 @@ def platform(tmp_path_factory):
            "LEARNHUB_RETENTION_ARCHIVED_COURSE_DAYS": str(RETENTION_DAYS)}
     for hub in module_platform(tmp_path_factory, "data-rights", demo=True, extra_env=env):
         tokens = {"admin": hub.admin_token}
-        for name in (LEARNER, OTHER, STAFF, DELETED):
+        for name in (LEARNER, OTHER, STAFF, DELETED, ALSO_DELETED):
             assert sign_up(hub, name, PASSWORD).status_code == 200
             log_in(hub, name, PASSWORD)
             tokens[name] = hub.user_token(name)
@@ -316,11 +317,13 @@ def test_deleting_a_user_in_the_hub_erases_them(platform):
     hub = platform["hub"]
     make_learner_data(platform, DELETED)
     assert rows_naming(platform, DELETED).keys() >= {"submissions", "notification_preferences", "events"}
-    deleted = hub.hub_api("DELETE", f"/users/{DELETED}")
-    assert deleted.status_code == 204, deleted.text
-    left = wait_for(lambda: rows_naming(platform, DELETED), lambda found: found == {}, timeout=120)
+    ok(call(platform, ALSO_DELETED, "POST", f"courses/api/courses/{COURSE}/enrollments"), 201)
+    for name in (DELETED, ALSO_DELETED):
+        deleted = hub.hub_api("DELETE", f"/users/{name}")
+        assert deleted.status_code == 204, deleted.text
+    left = wait_for(lambda: rows_naming(platform, DELETED, ALSO_DELETED), lambda found: found == {}, timeout=120)
     assert left == {}
-    assert files_naming(platform, DELETED.encode()) == []
+    assert files_naming(platform, DELETED.encode(), ALSO_DELETED.encode()) == []
     items = ok(call(platform, "admin", "GET", "courses/api/audit?action=data-erased"))["items"]
     assert any(i["actor"] == "hub" and i["details"].get("reason") for i in items)
 
