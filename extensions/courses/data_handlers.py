@@ -132,8 +132,8 @@ def openapi_paths() -> dict:
                           "400": ERROR, "401": ERROR, "403": ERROR, "409": ERROR, "502": ERROR, "503": ERROR}}},
         "/api/data/retention": {"post": {
             "summary": f"Apply the retention settings now (c.DataRetention; needs {DATA_SCOPE})", **scopes,
-            "responses": {"200": {"description": "{enabled, courses, submissions, store_files, events, feedback: {grading_jobs, "
-                                                     "help_requests, grading_regrades}}"},
+            "responses": {"200": {"description": "{enabled, courses, submissions, store_files, events, "
+                                                 "feedback: {grading_jobs, help_requests, grading_regrades}}"},
                           "401": ERROR, "403": ERROR}}},
         "/api/audit": {"get": {
             "summary": f"The audit log of staff and admin actions, oldest first (admins; {DATA_SCOPE})", **scopes,

@@ -301,7 +301,7 @@ class FeedbackService(ServiceApp):
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["courses"],
                     "properties": {"courses": {"type": "array", "items": {"type": "string"}}}}}}},
-                "responses": {"200": {"description": "{service, courses, grading_jobs, help_requests, grading_regrades} "
-                                                     "(rows deleted)"},
+                "responses": {"200": {"description": "{service, courses, grading_jobs, help_requests, "
+                                                     "grading_regrades} (rows deleted)"},
                               "400": err, "401": err, "403": err}}},
         }

@@ -71,10 +71,10 @@ def test_an_event_appended_after_the_erasure_gets_the_pseudonym(engines, tmp_pat
     """The order CI saw: the writer read the person's grade before the erasure, appends after it."""
     writer_factory, eraser_factory = (lhdb.make_session_factory(e) for e in engines)
     with lhdb.session_scope(writer_factory) as session:
-        record(session, "ann", Verb.GRADED, "submission", "s1", course_id="intro-python",
-               result={"score": 1, "max_score": 1}, context={"mode": "grade", "assignment_id": "02-control-flow"}, source="feedback", id="graded-1")
-        record(session, "bob", Verb.GRADED, "submission", "s2", course_id="intro-python",
-               result={"score": 1, "max_score": 1}, context={"mode": "grade", "assignment_id": "02-control-flow"}, source="feedback", id="graded-2")
+        for n, learner in enumerate(("ann", "bob")):
+            record(session, learner, Verb.GRADED, "submission", f"s{n}", course_id="intro-python",
+                   result={"score": 1, "max_score": 1}, context={"mode": "grade", "assignment_id": "02-control-flow"},
+                   source="feedback", id=f"graded-{n}")
     writer = writer_factory()
     try:
         graded = writer.scalars(select(Event).where(Event.verb == "graded").order_by(Event.id)).all()
@@ -194,7 +194,8 @@ def test_an_erasure_waits_for_a_notification_being_queued(db_url, engines, tmp_p
     try:
         assert notify(outbox, writer, "ann") is not None  # inserted, not committed
         writer.flush()
-        eraser = threading.Thread(target=lambda: outcome.update(erase_with_notifications(eraser_factory, tmp_path, outbox)))
+        eraser = threading.Thread(
+            target=lambda: outcome.update(erase_with_notifications(eraser_factory, tmp_path, outbox)))
         eraser.start()
         if not lhdb.is_sqlite(db_url):
             # until PostgreSQL shows the notifications step waiting for this writer's table lock (on SQLite
