@@ -109,3 +109,19 @@ def test_the_home_volume_is_exported_and_removed_on_erasure(docker_client, db_se
             volume.remove(force=True)
         except NotFound:
             pass
+
+
+def test_the_courses_service_uses_the_volumes_when_the_hub_spawns_with_docker(monkeypatch):
+    """LEARNHUB_SPAWNER reaches the services as the hub has it (learnhub.hub.service_specs): with DockerSpawner
+    the coordinator's core data is the learners' volumes, read with the learners' image; otherwise none."""
+    from learnhub.docker_spawner import DockerHomes
+    from learnhub.extensions.courses.app import CoursesService
+
+    for spawner in ("docker", "learnhub.docker_spawner.LearnhubDockerSpawner"):
+        monkeypatch.setenv("LEARNHUB_SPAWNER", spawner)
+        monkeypatch.setenv("LEARNHUB_SINGLEUSER_IMAGE", "example/learners:1")
+        homes = CoursesService().docker_homes()
+        assert isinstance(homes, DockerHomes) and homes.image == "example/learners:1"
+        assert homes.volume_names("dora") == ["learnhub-user-dora"]  # what test_docker_spawner.py finds mounted
+    monkeypatch.setenv("LEARNHUB_SPAWNER", "local")
+    assert CoursesService().docker_homes() is None
