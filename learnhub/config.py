@@ -299,6 +299,11 @@ class LearnhubSettings(Configurable):
         return _env("KEY_FILE") or str(default_key_file(self.data_dir))
 
     @property
+    def docker_spawner(self) -> bool:
+        """Learners' servers are DockerSpawner containers (their homes: Docker volumes)."""
+        return self.spawner == "docker" or SPAWNERS["docker"] in self.spawner
+
+    @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
 

@@ -26,15 +26,15 @@ import uuid
 import zipfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import String, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
 from traitlets import Float, Integer, default
 from traitlets.config import Configurable
 
-from . import audit
+from . import audit, erasures
 from . import db as lhdb
+from .erasures import replace_name  # noqa: F401 (part of this module's interface)
 from .models import Event
 from .timeutil import iso, utcnow
 
@@ -45,26 +45,13 @@ log = logging.getLogger("learnhub.data_rights")
 SERVICES = ("feedback", "notifications", "recommender", "analytics", "courses")
 
 
+class ErasureRefused(RuntimeError):
+    """The person cannot be erased now (something of theirs still runs and would write again); nothing
+    was erased. The API answers 409."""
+
+
 def new_pseudonym() -> str:
     return f"erased-{uuid.uuid4().hex[:16]}"
-
-
-def replace_name(value: Any, name: str, pseudonym: str) -> tuple[Any, bool]:
-    """``value`` (JSON) with every string equal to ``name`` (or a key equal to it) replaced by ``pseudonym``."""
-    if isinstance(value, str):
-        return (pseudonym, True) if value == name else (value, False)
-    if isinstance(value, list):
-        pairs = [replace_name(item, name, pseudonym) for item in value]
-        return [p[0] for p in pairs], any(p[1] for p in pairs)
-    if isinstance(value, dict):
-        changed, out = False, {}
-        for key, item in value.items():
-            new_item, hit = replace_name(item, name, pseudonym)
-            new_key = pseudonym if key == name else key
-            changed = changed or hit or new_key != key
-            out[new_key] = new_item
-        return out, changed
-    return value, False
 
 
 def mentions(column, name: str):
@@ -86,11 +73,16 @@ def file_entries(root: Path, prefix: str = "") -> list[dict]:
 
 
 class CoreData:
-    """What the core holds about a person: events, audit entries, the home folder."""
+    """What the core holds about a person: events, audit entries, the home folder — or, with
+    DockerSpawner, their home volume (``docker_homes``, a :class:`learnhub.docker_spawner.DockerHomes`)."""
 
-    def __init__(self, session_factory, data_dir: str | os.PathLike):
+    def __init__(self, session_factory, data_dir: str | os.PathLike, *, hold_hours: float = 24.0,
+                 docker_homes=None):
         self.session_factory = session_factory
         self.data_dir = Path(data_dir)
+        self.docker_homes = docker_homes
+        #: how long events still appended naming an erased person get their pseudonym (learnhub.erasures)
+        self.hold = timedelta(hours=hold_hours)
 
     def home(self, user: str) -> Path:
         # The sandboxed spawner's home_dir_template (learnhub.hub.configure_hub): DATA_DIR/users/<name>.
@@ -106,6 +98,10 @@ class CoreData:
         return self.home(user).parent / ".images" / f"{user}.ext4"
 
     def home_files(self, user: str) -> list[dict]:
+        volumes = self.docker_homes.files(user, "home/") if self.docker_homes else []
+        return volumes + self.local_home_files(user)
+
+    def local_home_files(self, user: str) -> list[dict]:
         home, image = self.home(user), self.home_image(user)
         if image.is_file() and not os.path.ismount(home):
             # Read the stopped server's image without mounting it (no root needed): debugfs copies
@@ -133,9 +129,20 @@ class CoreData:
             entries = audit.about(session, user)
         return {"data": {"events": events, "audit_log": entries}, "files": self.home_files(user)}
 
+    def check_erasable(self, user: str) -> None:
+        """Raise :class:`ErasureRefused` while something of the person's runs (their container)."""
+        if self.docker_homes:
+            self.docker_homes.check_erasable(user)
+
     def erase(self, user: str, pseudonym: str) -> dict:
+        self.check_erasable(user)  # before anything is erased: a refusal leaves all as it was
         counts = {"events": 0}
         with lhdb.session_scope(self.session_factory) as session:
+            # Writers in flight commit first (their rows are pseudonymised below) and later ones find the
+            # tombstone (learnhub.erasures): no event appended from now on names the person.
+            erasures.exclude_writers(session)
+            erasures.hold(session, user, pseudonym, utcnow() + self.hold)
+            erasures.purge_expired(session)
             for event in self._events_of(session, user):
                 if event.actor == user:
                     event.actor = pseudonym
@@ -154,8 +161,15 @@ class CoreData:
         imaged = image.exists()
         if imaged:
             image.unlink()
-        return {"erased": {"audit_subjects": forgotten, "home_folder": int(removed), "home_image": int(imaged)},
-                "pseudonymised": counts}
+        erased = {"audit_subjects": forgotten, "home_folder": int(removed), "home_image": int(imaged)}
+        if self.docker_homes:
+            erased["home_volumes"] = self.docker_homes.erase(user)
+        return {"erased": erased, "pseudonymised": counts}
+
+    def purge_erased_names(self) -> int:
+        """Delete the tombstones whose hold has passed (the retention job runs it, even with retention off)."""
+        with lhdb.session_scope(self.session_factory) as session:
+            return erasures.purge_expired(session)
 
     def purge_course_events(self, course_ids: list[str], before) -> int:
         """Retention: delete the events of ``course_ids`` older than ``before``."""
@@ -179,6 +193,17 @@ class DataRetention(Configurable):
     interval_hours = Float(
         24.0, help="Hours between two runs of the retention job in the courses service (0: only on demand).",
     ).tag(config=True)
+
+    erased_names_hold_hours = Float(
+        help="""Hours after an erasure during which events still appended naming the erased person (work that
+        was in flight: a grading job finishing, a recommendation being announced) are stored under their
+        pseudonym (learnhub.erasures); the salted hash of the name is deleted after that. Names reused
+        within this time are pseudonymised too. Env: LEARNHUB_ERASED_NAMES_HOLD_HOURS.""",
+    ).tag(config=True)
+
+    @default("erased_names_hold_hours")
+    def _default_erased_names_hold_hours(self):
+        return float(os.environ.get("LEARNHUB_ERASED_NAMES_HOLD_HOURS", "24") or 24)
 
     @default("archived_course_days")
     def _default_archived_course_days(self):

@@ -13,6 +13,8 @@ from dockerspawner import DockerSpawner
 from jupyterhub.utils import random_port
 from traitlets import Unicode
 
+from .data_rights import ErasureRefused
+
 
 class LearnhubDockerSpawner(DockerSpawner):
     """DockerSpawner with learnhub's volume naming and host networking support."""
@@ -42,3 +44,104 @@ class LearnhubDockerSpawner(DockerSpawner):
         if self.host_network:
             return self.host_network_ip, self.port
         return await super().get_ip_and_port()
+
+
+#: Each learner's work with DockerSpawner: a named volume that outlives their containers
+#: (learnhub.hub.configure_hub mounts it at /home/jovyan/work). ``{username}`` is DockerSpawner's
+#: escaped name (its default ``escape``), as DockerSpawner renders it.
+HOME_VOLUME = "learnhub-user-{username}"
+
+
+class HomeInUse(ErasureRefused):
+    """A running container mounts the person's home volume: it would write there again."""
+
+
+class DockerHomes:
+    """The learners' home volumes of a DockerSpawner deployment, for their export and erasure
+    (:class:`learnhub.data_rights.CoreData` uses it when ``spawner = docker``). Talks to the Docker
+    engine the spawner uses (docker-py, DockerSpawner's own client library; ``DOCKER_HOST`` etc.).
+
+    ``image``: what the short-lived, never started container that reads a volume out for an export is
+    made from — the learners' image, which the engine has wherever DockerSpawner has started a server.
+    """
+
+    def __init__(self, image: str, volume_templates: tuple[str, ...] = (HOME_VOLUME,), client=None):
+        self.image = image
+        self.volume_templates = volume_templates
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            import docker
+
+            self._client = docker.from_env()
+        return self._client
+
+    def volume_names(self, user: str) -> list[str]:
+        return [template.format(username=DockerSpawner._escape(user)) for template in self.volume_templates]
+
+    def _volumes(self, user: str) -> list:
+        from docker.errors import NotFound
+
+        found = []
+        for name in self.volume_names(user):
+            try:
+                found.append(self.client.volumes.get(name))
+            except NotFound:
+                pass
+        return found
+
+    def _containers_using(self, volume_name: str) -> list:
+        return self.client.containers.list(all=True, filters={"volume": volume_name})
+
+    def check_erasable(self, user: str) -> None:
+        """Raise :class:`HomeInUse` while a running container mounts one of the person's volumes."""
+        for name in self.volume_names(user):
+            running = [c.name for c in self._containers_using(name) if c.status in ("running", "restarting", "paused")]
+            if running:
+                raise HomeInUse(f"{user}'s container {', '.join(running)} uses their volume {name}; stop "
+                                f"their server first")
+
+    def files(self, user: str, prefix: str = "home/") -> list[dict]:
+        """Every file of the person's volumes as ``{"path", "content_b64"}``, read through a container
+        that is created with the volume mounted read-only and never started (``docker cp`` of it)."""
+        import base64
+        import tarfile
+        import tempfile
+
+        entries = []
+        for volume in self._volumes(user):
+            helper = self.client.containers.create(
+                self.image, command=["true"], entrypoint=[], network_mode="none",
+                volumes={volume.name: {"bind": "/learnhub-export", "mode": "ro"}},
+                labels={"learnhub.purpose": "data-export"})
+            try:
+                stream, _ = helper.get_archive("/learnhub-export")  # members: learnhub-export/<path>
+                with tempfile.TemporaryFile() as spool:  # a volume may be large: not all in memory at once
+                    for chunk in stream:
+                        spool.write(chunk)
+                    spool.seek(0)
+                    with tarfile.open(fileobj=spool) as archive:
+                        for member in archive:
+                            if not member.isfile():
+                                continue
+                            path = member.name.split("/", 1)[1]
+                            content = archive.extractfile(member).read()
+                            entries.append({"path": prefix + path,
+                                            "content_b64": base64.b64encode(content).decode("ascii")})
+            finally:
+                helper.remove(force=True)
+        return sorted(entries, key=lambda e: e["path"])
+
+    def erase(self, user: str) -> int:
+        """Remove the person's volumes (and the stopped containers of theirs that still mount them, which
+        Docker would otherwise refuse the removal for); returns how many volumes went."""
+        self.check_erasable(user)
+        removed = 0
+        for volume in self._volumes(user):
+            for container in self._containers_using(volume.name):
+                container.remove()
+            volume.remove()
+            removed += 1
+        return removed

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from . import erasures
 from .event_schemas import (  # noqa: F401 (the vocabulary is part of this module's interface)
     LEGACY_VERBS, OBJECT_TYPES, SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION, SCHEMAS, VERB_SPECS, Verb, VerbSpec,
     make_event,
@@ -203,6 +204,9 @@ class EventLog:
                 (outcome.stored if row["id"] in stored else outcome.duplicates).append(row["id"])
             outcome.rows = [row for row in rows if row["id"] in stored]
             if outcome.rows:
+                # After the insert, not before: a statement after it sees the tombstone of an erasure
+                # that committed meanwhile (learnhub.erasures), and the listeners get the rewritten rows.
+                erasures.shield(session, outcome.rows)
                 for listener in self.listeners:
                     listener(session, outcome.rows)
         return outcome

@@ -313,13 +313,15 @@ def configure_hub(c, settings: LearnhubSettings) -> None:
         if settings.ssl_ca:
             # The server calls the services through the public HTTPS URL: it must see the CA it trusts.
             c.SandboxedLocalSpawner.extra_ro_binds = [str(Path(settings.ssl_ca).resolve())]
-    elif settings.spawner == "docker" or SPAWNERS["docker"] in settings.spawner:
+    elif settings.docker_spawner:
+        from .docker_spawner import HOME_VOLUME
+
         # The singleuser image sets JUPYTER_CONFIG_PATH itself (learnhub's extension, nbgrader's
         # HTTP exchange); each learner's work is a named volume that outlives the container.
         c.DockerSpawner.image = settings.singleuser_image
         c.DockerSpawner.remove = True
         c.DockerSpawner.notebook_dir = "/home/jovyan/work"
-        c.DockerSpawner.volumes = {"learnhub-user-{username}": "/home/jovyan/work"}
+        c.DockerSpawner.volumes = {HOME_VOLUME: "/home/jovyan/work"}
         if settings.docker_network:
             c.DockerSpawner.network_name = settings.docker_network
         if settings.docker_network and settings.docker_network != "host":

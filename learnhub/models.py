@@ -89,3 +89,20 @@ class AuditEntry(Base):
 
     __table_args__ = (Index("ix_audit_log_time", "time"), Index("ix_audit_log_actor", "actor_id"),
                       Index("ix_audit_log_target", "target_id"))
+
+
+class ErasedName(Base):
+    """A person erased a moment ago (:mod:`learnhub.erasures`): events naming them that are still
+    appended until ``hold_until`` (work that was in flight during the erasure) get ``pseudonym``.
+
+    The name itself is not stored — only its salted SHA-256 — and the row goes once ``hold_until``
+    has passed, so the table does not become a list of who asked to be forgotten."""
+
+    __tablename__ = "erased_names"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    hold_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

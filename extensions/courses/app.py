@@ -9,7 +9,7 @@ from traitlets import Float, Integer, List, Unicode, default
 
 from learnhub.course_sources import SourceLocator, default_source_roots
 from learnhub.data_rights import SERVICES as DATA_SERVICES
-from learnhub.data_rights import CoreData, DataRetention, DataRightsCoordinator
+from learnhub.data_rights import CoreData, DataRetention, DataRightsCoordinator, ErasureRefused
 from learnhub.db import session_scope
 from learnhub.event_feed import EventFeed, RetryLater
 from learnhub.event_schemas import Verb
@@ -109,15 +109,30 @@ class CoursesService(ServiceApp):
         self.retention = DataRetention(parent=self)
         self.data_rights = DataRightsCoordinator(
             {name: self.service_api(name) for name in DATA_SERVICES},
-            CoreData(self.session_factory, self.data_dir))
+            CoreData(self.session_factory, self.data_dir, hold_hours=self.retention.erased_names_hold_hours,
+                     docker_homes=self.docker_homes()))
+        # One deletion a batch: the feed's transaction holds SQLite's write lock from the first audit entry
+        # it records, and the next person's erasure (other sessions) would wait for it until it timed out.
         self.deleted_users = EventFeed(self.session_factory, "courses-user-deletions", DELETION_VERBS,
-                                       settle_seconds=0.0)
+                                       settle_seconds=0.0, batch_size=1)
         self._loop = None
         self.groups = CourseGroupMirror(self.hub_api)
         self.sources = SourceLocator(self.source_roots)
         self.grades = GradeRecorder(self.session_factory)
         self.lti = lti.LtiRunner(self)
         self._tasks: list[asyncio.Task] = []
+
+    def docker_homes(self):
+        """With DockerSpawner (LEARNHUB_SPAWNER, as the hub has it) learners' homes are Docker volumes,
+        which their export reads and their erasure removes; None otherwise."""
+        from learnhub.config import LearnhubSettings
+
+        settings = LearnhubSettings()
+        if not settings.docker_spawner:
+            return None
+        from learnhub.docker_spawner import DockerHomes
+
+        return DockerHomes(settings.singleuser_image)
 
     def api_handlers(self) -> list[tuple]:
         return [
@@ -163,11 +178,18 @@ class CoursesService(ServiceApp):
     def apply_retention(self) -> dict:
         """Retention of archived courses (c.DataRetention): their learners' work, then their events."""
         cutoff = self.retention.cutoff()
+        self.data_rights.core.purge_erased_names()  # the erasures' tombstones, once their hold is over
         if self.retention.archived_course_days <= 0:
             return {"courses": [], "submissions": 0, "store_files": 0, "events": 0, "enabled": False}
         with session_scope(self.session_factory) as session:
             result = CoursesData(session, self.store).apply_retention(cutoff)
         result["events"] = self.data_rights.core.purge_course_events(result["courses"], cutoff)
+        if result["courses"]:
+            # The feedback service's tables are its own (services talk over HTTP); a feedback service that
+            # does not answer fails this run, and the next one (the same courses: still archived) completes it.
+            answer = self.data_rights.services["feedback"].request_sync(
+                "POST", "data/retention", {"courses": result["courses"]})
+            result["feedback"] = {k: answer.get(k, 0) for k in ("grading_jobs", "help_requests", "grading_regrades")}
         result["enabled"] = True
         return result
 
@@ -179,12 +201,15 @@ class CoursesService(ServiceApp):
         def handle(session, event):
             try:
                 self.data_rights.erase(event.actor)
-            except (PeerUnavailable, APIClientError) as exc:
-                raise RetryLater(str(exc))
+            except (PeerUnavailable, APIClientError, ErasureRefused) as exc:
+                raise RetryLater(str(exc))  # (a container of theirs still stopping: the next poll)
             audit.record(session, "hub", "data-erased", details={"reason": "the hub deleted the account"},
                          source="courses", actor_kind="service")
 
-        return self.deleted_users.poll(handle)
+        erased = 0
+        while handled := self.deleted_users.poll(handle):  # every deletion there is, one a transaction
+            erased += handled
+        return erased
 
     async def _erase_deleted_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from tornado.ioloop import IOLoop
 
 from learnhub import audit
+from learnhub.data_rights import ErasureRefused
 from learnhub.db import session_scope
 from learnhub.hubapi import APIClientError, PeerUnavailable
 from learnhub.service import DATA_SCOPE, APIError, DataRightsHandler
@@ -21,6 +22,8 @@ class CoordinatorHandler(DataRightsHandler):
     async def work(self, function, *args):
         try:
             return await IOLoop.current().run_in_executor(None, function, *args)
+        except ErasureRefused as exc:
+            raise APIError(409, str(exc))
         except PeerUnavailable as exc:
             raise APIError(503, f"a service did not answer; nothing is lost, try again: {exc}")
         except APIClientError as exc:
@@ -62,6 +65,8 @@ class ErasuresHandler(CoordinatorHandler):
             # Their home folder is erased: a running server would write into it again.
             raise APIError(409, f"{user}'s server is running; stop it first (hub admin panel, or "
                                 f"DELETE /hub/api/users/{user}/server)", {"user": user})
+        # With DockerSpawner: a container of theirs that still runs (409 before anything is audited or erased).
+        await self.work(self.service.data_rights.core.check_erasable, user)
         # Audited first: the erasure then removes who the target was from the audit log as well.
         await self.audit("data-erased", target=user)
         report = await self.work(self.service.data_rights.erase, user)
@@ -127,7 +132,8 @@ def openapi_paths() -> dict:
                           "400": ERROR, "401": ERROR, "403": ERROR, "409": ERROR, "502": ERROR, "503": ERROR}}},
         "/api/data/retention": {"post": {
             "summary": f"Apply the retention settings now (c.DataRetention; needs {DATA_SCOPE})", **scopes,
-            "responses": {"200": {"description": "{enabled, courses, submissions, store_files, events}"},
+            "responses": {"200": {"description": "{enabled, courses, submissions, store_files, events, "
+                                                 "feedback: {grading_jobs, help_requests, grading_regrades}}"},
                           "401": ERROR, "403": ERROR}}},
         "/api/audit": {"get": {
             "summary": f"The audit log of staff and admin actions, oldest first (admins; {DATA_SCOPE})", **scopes,

@@ -9,7 +9,7 @@ from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from learnhub.course_sources import SourceLocator, default_source_roots
 from learnhub.graders.queue import JobQueue
-from learnhub.service import ServiceApp
+from learnhub.service import DATA_SCOPE, ServiceApp
 
 from . import handlers
 from .grading_stats import GradingCollector
@@ -135,6 +135,14 @@ class FeedbackService(ServiceApp):
         with session_scope(self.session_factory) as session:
             return FeedbackData(session).erase(user, pseudonym)
 
+    def apply_retention(self, course_ids: list[str]) -> dict:
+        from learnhub.db import session_scope
+
+        from .data import FeedbackData
+
+        with session_scope(self.session_factory) as session:
+            return FeedbackData(session).apply_retention(course_ids)
+
     async def _take_in_forever(self):
         while True:
             try:
@@ -177,6 +185,7 @@ class FeedbackService(ServiceApp):
             (ASSIGNMENT + rf"/regrades/{ID.format('regrade_id')}", handlers.RegradeHandler),
             (ASSIGNMENT + r"/executions", handlers.ExecutionsHandler),
             (rf"api/executions/{ID.format('execution_id')}", handlers.ExecutionHandler),
+            (r"api/data/retention", handlers.RetentionHandler),
         ]
 
     def openapi_paths(self):
@@ -285,4 +294,14 @@ class FeedbackService(ServiceApp):
                     "type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}}}},
                 "responses": {"201": {"description": "the answered request"}, "401": err, "403": err,
                               "404": err, "422": err}}},
+            "/api/data/retention": {"post": {
+                "summary": f"Retention: delete the grading jobs, help requests and regrades of these (archived) "
+                           f"courses; the courses service's retention job calls it (needs {DATA_SCOPE})",
+                "x-learnhub-scopes": [DATA_SCOPE],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["courses"],
+                    "properties": {"courses": {"type": "array", "items": {"type": "string"}}}}}}},
+                "responses": {"200": {"description": "{service, courses, grading_jobs, help_requests, "
+                                                     "grading_regrades} (rows deleted)"},
+                              "400": err, "401": err, "403": err}}},
         }

@@ -1,4 +1,5 @@
-"""What the feedback service holds about one person — export and erasure (``api/data/*``). No web code.
+"""What the feedback service holds about one person — export and erasure (``api/data/*``) — and the
+retention of archived courses' grading jobs and help requests (``api/data/retention``). No web code.
 
 Erased: their help requests (question, code, answer), and in their grading jobs what came from their
 work (the submitted files, outputs, errors, progress). Pseudonymised: the grading jobs themselves
@@ -13,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from learnhub.data_rights import mentions, replace_name
-from learnhub.graders.models import GradingJob
+from learnhub.graders.models import QUEUED, RUNNING, GradingJob
 from learnhub.timeutil import iso
 
 from .models import GradingRegrade as Regrade
@@ -66,3 +67,23 @@ class FeedbackData:
                     setattr(regrade, field, value)
             pseudonymised["grading_regrades"] += 1
         return {"erased": erased, "pseudonymised": pseudonymised}
+
+    def apply_retention(self, course_ids: list[str]) -> dict:
+        """Retention (``c.DataRetention`` in the courses service, which says which courses are archived
+        long enough): delete their grading jobs, help requests and regrades. Jobs still queued or running
+        stay (a worker holds them), and so do the regrades they belong to: the next run takes them."""
+        s = self.session
+        result = {"grading_jobs": 0, "help_requests": 0, "grading_regrades": 0}
+        if not course_ids:
+            return result
+        busy = GradingJob.status.in_((QUEUED, RUNNING))
+        in_use = set(s.scalars(select(GradingJob.regrade_id).where(
+            GradingJob.course_id.in_(course_ids), busy, GradingJob.regrade_id.is_not(None))))
+        result["grading_jobs"] = s.execute(delete(GradingJob).where(
+            GradingJob.course_id.in_(course_ids), ~busy)).rowcount
+        result["help_requests"] = s.execute(delete(HelpRequest).where(HelpRequest.course_id.in_(course_ids))).rowcount
+        regrades = delete(Regrade).where(Regrade.course_id.in_(course_ids))
+        if in_use:
+            regrades = regrades.where(Regrade.id.not_in(in_use))
+        result["grading_regrades"] = s.execute(regrades).rowcount
+        return result

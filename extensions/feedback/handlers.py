@@ -12,7 +12,7 @@ from learnhub.course_roles import ROLES, STAFF
 from learnhub.graders.models import FAILED, GRADED, GradingJob
 from learnhub.graders.queue import JobExists
 from learnhub.hubapi import APIClientError, PeerUnavailable, multipart
-from learnhub.service import APIError, APIHandler, APIWebSocketHandler
+from learnhub.service import APIError, APIHandler, APIWebSocketHandler, DataRightsHandler
 from learnhub.timeutil import iso, parse_iso, utcnow
 from learnhub.uploads import UploadError, check_upload
 
@@ -496,3 +496,18 @@ class ExecutionHandler(APIHandler):
                 job.learner_id != self.current_user_name and await self.course_role(job.course_id) not in STAFF):
             raise APIError(404, f"No such execution: {execution_id}")
         self.write_json(execution_payload(job))
+
+
+class RetentionHandler(DataRightsHandler):
+    """``POST api/data/retention`` ``{"courses": [ids]}``: delete the grading jobs, help requests and
+    regrades of these courses. The courses service's retention job calls it with the courses archived
+    long enough (it alone knows a course's status); admins and ``custom:learnhub:data:admin`` only."""
+
+    async def post(self):
+        self.prepare_data_rights()
+        body = self.get_json_body()
+        courses = body.get("courses") if isinstance(body, dict) else None
+        if not isinstance(courses, list) or not all(isinstance(c, str) and 0 < len(c) <= 128 for c in courses):
+            raise APIError(400, "send {\"courses\": [course ids]}", {"field": "courses"})
+        result = await IOLoop.current().run_in_executor(None, self.service.apply_retention, sorted(set(courses)))
+        self.write_json({"service": self.service.service_name, "courses": sorted(set(courses)), **result})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from learnhub import erasures
 from learnhub.data_rights import mentions, replace_name
 from learnhub.timeutil import iso
 
@@ -42,11 +43,13 @@ class NotificationsData:
 
     def erase(self, user: str, pseudonym: str) -> dict:
         s = self.session
-        ids = list(s.scalars(select(Notification.id).where(Notification.user_name == user)))
-        erased = {"notification_deliveries": 0}
-        if ids:
-            erased["notification_deliveries"] = s.execute(delete(Delivery).where(
-                Delivery.notification_id.in_(ids))).rowcount
+        # A notification being queued for them now (from an event read before their erasure) commits
+        # first and is deleted below, or is queued after this commits and finds their tombstone
+        # (learnhub.erasures, Outbox.add). On SQLite the first statement, a write, takes the write lock.
+        erasures.exclude_writers(s, "notifications")
+        theirs = select(Notification.id).where(Notification.user_name == user)
+        erased = {"notification_deliveries": s.execute(delete(Delivery).where(Delivery.notification_id.in_(theirs))
+                                                       .execution_options(synchronize_session=False)).rowcount}
         erased["notifications"] = s.execute(delete(Notification).where(Notification.user_name == user)).rowcount
         erased["notification_preferences"] = s.execute(delete(Preference).where(Preference.user_name == user)).rowcount
         pseudonymised = {"notifications": 0}

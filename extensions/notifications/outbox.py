@@ -15,11 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from learnhub import erasures
 from learnhub.models import new_id
 from learnhub.timeutil import utcnow
 
 from .models import Delivery, Notification
 from .preferences import TYPES, PreferenceStore, next_digest_time, quiet_until
+
+
+class _Erased(Exception):
+    """The recipient was just erased: the savepoint is rolled back, nothing is queued."""
 
 
 @dataclass
@@ -70,6 +75,11 @@ class Outbox:
             with session.begin_nested():
                 session.add(notification)
                 session.flush()
+                if erasures.is_erased(session, item.user_name):
+                    # Erased a moment ago (work in flight: an event read before their erasure). Asked
+                    # after the insert: an erasure running now waits for this row, or has committed and
+                    # its tombstone is seen (learnhub.erasures).
+                    raise _Erased
                 for channel in self.channels_for(prefs, item.type):
                     due, digest = now, False
                     if channel != "in_app":
@@ -81,7 +91,7 @@ class Outbox:
                                          attempts=0, next_attempt_at=due, digest=digest,
                                          created_at=now, updated_at=now))
                 session.flush()
-        except IntegrityError:
+        except (IntegrityError, _Erased):
             return None
         return notification
 

@@ -65,7 +65,7 @@ def test_the_audit_migration_goes_down_and_up(db_url):
         assert {"audit_log", "audit_subjects"} <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert lhdb.current_revision(db_url) == "0014"
+    assert lhdb.current_revision(db_url) == "0015"
 
 
 def test_core_erasure_pseudonymises_events_and_removes_the_home(db_session_factory, tmp_path):
@@ -245,3 +245,32 @@ def test_analytics_pseudonymisation_folds_onto_rows_the_pseudonym_already_has(db
     with lhdb.session_scope(db_session_factory) as session:
         rows = sorted(session.execute(select(activity_table.c.actor, activity_table.c.day)).all())
     assert rows == [("erased-00aa", day), ("erased-00aa", date(2026, 12, 2))]
+
+
+def test_retention_deletes_the_feedback_services_rows_of_archived_courses(db_session_factory):
+    """The feedback service's part of retention: grading jobs, help requests and regrades of the courses the
+    courses service names; a job a worker still holds stays (with its regrade) for the next run."""
+    from learnhub.extensions.feedback.data import FeedbackData
+    from learnhub.extensions.feedback.models import GradingRegrade, HelpRequest
+    from learnhub.graders.models import GRADED, RUNNING, GradingJob
+
+    with lhdb.session_scope(db_session_factory) as session:
+        for course in ("old", "new"):
+            session.add(HelpRequest(course_id=course, assignment_id="a1", learner="ann", question="why?"))
+            session.add(GradingRegrade(id=f"r-{course}", course_id=course, assignment_id="a1", requested_by="prof",
+                                       targets=[{"learner": "ann"}]))
+            session.add(GradingJob(course_id=course, assignment_id="a1", learner_id="ann", source_path="/s",
+                                   status=GRADED, score=1.0, regrade_id=f"r-{course}"))
+        session.add(GradingRegrade(id="r-busy", course_id="old", assignment_id="a2", requested_by="prof"))
+        session.add(GradingJob(id="j-busy", course_id="old", assignment_id="a2", learner_id="bob", source_path="/s",
+                               status=RUNNING, regrade_id="r-busy"))
+    with lhdb.session_scope(db_session_factory) as session:
+        result = FeedbackData(session).apply_retention(["old"])
+    assert result == {"grading_jobs": 1, "help_requests": 1, "grading_regrades": 1}
+    with lhdb.session_scope(db_session_factory) as session:
+        assert sorted(session.scalars(select(GradingJob.course_id))) == ["new", "old"]
+        assert session.scalars(select(GradingJob.id).where(GradingJob.course_id == "old")).all() == ["j-busy"]
+        assert session.scalars(select(HelpRequest.course_id)).all() == ["new"]
+        assert sorted(session.scalars(select(GradingRegrade.id))) == ["r-busy", "r-new"]
+        assert FeedbackData(session).apply_retention([]) == {"grading_jobs": 0, "help_requests": 0,
+                                                             "grading_regrades": 0}

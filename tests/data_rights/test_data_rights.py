@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hubtools import log_in, module_platform, sign_up
@@ -40,16 +40,21 @@ COURSE_DIR = REPO / "courses" / "intro-python"
 COURSE, ASSIGNMENT, NOTEBOOK = "intro-python", "01-basics", "basics.ipynb"
 PASSWORD = "correct-horse-battery"
 LEARNER, OTHER, STAFF, DELETED = "zelda-gdpr", "yuri-other", "ines-staff", "hana-deleted"
+ALSO_DELETED = "omar-deleted"  # deleted right after DELETED: two deletions for the courses service at once
 EMAIL, PHONE = "zelda.private@example.org", "+15551234987"
 HOME_MARKER = "zelda's private notes 7f3a"
+RETENTION_DAYS = 36500
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    env = {"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1"}
+    # Retention on, at a century: the live course is never that old; test_retention_reaches_the_feedback_service
+    # makes one that is.
+    env = {"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1",
+           "LEARNHUB_RETENTION_ARCHIVED_COURSE_DAYS": str(RETENTION_DAYS)}
     for hub in module_platform(tmp_path_factory, "data-rights", demo=True, extra_env=env):
         tokens = {"admin": hub.admin_token}
-        for name in (LEARNER, OTHER, STAFF, DELETED):
+        for name in (LEARNER, OTHER, STAFF, DELETED, ALSO_DELETED):
             assert sign_up(hub, name, PASSWORD).status_code == 200
             log_in(hub, name, PASSWORD)
             tokens[name] = hub.user_token(name)
@@ -174,9 +179,10 @@ def test_export_then_erase_leaves_nothing_of_the_person(platform):
             assert call(platform, who, "POST", f"{service}/api/data/erase",
                         json={"user": LEARNER, "pseudonym": "erased-0123456789abcdef"}).status_code == 403
     assert call(platform, None, "GET", f"courses/api/data/archives?user={LEARNER}").status_code == 401
-    # Retention is off by default: applying it deletes nothing.
+    # Retention deletes nothing of a course that is not archived.
     done = learnhub_cli(platform, "data", "retention")
-    assert done.returncode == 0 and json.loads(done.stdout)["enabled"] is False, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["enabled"] is True and json.loads(done.stdout)["courses"] == [], done.stdout
     bad = call(platform, "admin", "POST", "feedback/api/data/erase", json={"user": LEARNER, "pseudonym": "x"})
     assert bad.status_code == 400 and "pseudonym" in bad.json()["error"]["message"]
 
@@ -246,6 +252,45 @@ def test_export_then_erase_leaves_nothing_of_the_person(platform):
     assert listed.returncode == 0 and "grade-overridden" in listed.stdout and STAFF in listed.stdout
 
 
+def test_retention_reaches_the_feedback_service(platform):
+    """A course archived longer ago than the retention: its grading jobs and help requests, which the
+    feedback service holds, go too (the courses service asks it over its api/data/retention)."""
+    from datetime import timedelta
+
+    from learnhub.extensions.courses import models as cm
+    from learnhub.extensions.feedback.models import HelpRequest
+    from learnhub.graders.models import GRADED, GradingJob
+    from learnhub.timeutil import utcnow
+
+    old, long_ago = "retired-course", utcnow() - timedelta(days=RETENTION_DAYS + 30)
+    engine = lhdb.make_engine(platform["hub"].db_url)
+    factory = lhdb.make_session_factory(engine)
+    try:
+        with lhdb.session_scope(factory) as session:  # (made as the services would have, decades ago)
+            session.add(cm.Course(id=old, title="Retired", status="archived", created_at=long_ago, updated_at=long_ago))
+            session.add(HelpRequest(course_id=old, assignment_id="a1", learner=OTHER, question="old question"))
+            session.add(GradingJob(course_id=old, assignment_id="a1", learner_id=OTHER, source_path="/gone",
+                                   status=GRADED, score=1.0))
+            session.add(GradingJob(course_id=COURSE, assignment_id="a1", learner_id=OTHER, source_path="/live",
+                                   status=GRADED, score=1.0))
+        done = learnhub_cli(platform, "data", "retention")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["courses"] == [old] and result["feedback"] == {
+            "grading_jobs": 1, "help_requests": 1, "grading_regrades": 0}, result
+        with lhdb.session_scope(factory) as session:
+            assert session.scalars(select(GradingJob.id).where(GradingJob.course_id == old)).all() == []
+            assert session.scalars(select(HelpRequest.id).where(HelpRequest.course_id == old)).all() == []
+            assert session.scalars(select(GradingJob.id).where(GradingJob.source_path == "/live")).all()
+            assert session.get(cm.Course, old) is not None  # the course itself stays
+    finally:
+        engine.dispose()
+    # The feedback service's endpoint itself: admins only (tests/security/matrix.py), a list of course ids.
+    bad = call(platform, "admin", "POST", "feedback/api/data/retention", json={"courses": "all"})
+    assert bad.status_code == 400 and "courses" in bad.json()["error"]["message"]
+    assert call(platform, OTHER, "POST", "feedback/api/data/retention", json={"courses": [COURSE]}).status_code == 403
+
+
 def test_the_audit_log_refuses_to_change(platform):
     """Append-only, enforced by the database itself: UPDATE and DELETE fail, even in raw SQL."""
     ok(call(platform, "admin", "POST", f"courses/api/courses/{COURSE}/enrollments", json={"user": OTHER, "role": "ta"}))
@@ -272,11 +317,13 @@ def test_deleting_a_user_in_the_hub_erases_them(platform):
     hub = platform["hub"]
     make_learner_data(platform, DELETED)
     assert rows_naming(platform, DELETED).keys() >= {"submissions", "notification_preferences", "events"}
-    deleted = hub.hub_api("DELETE", f"/users/{DELETED}")
-    assert deleted.status_code == 204, deleted.text
-    left = wait_for(lambda: rows_naming(platform, DELETED), lambda found: found == {}, timeout=120)
+    ok(call(platform, ALSO_DELETED, "POST", f"courses/api/courses/{COURSE}/enrollments"), 201)
+    for name in (DELETED, ALSO_DELETED):
+        deleted = hub.hub_api("DELETE", f"/users/{name}")
+        assert deleted.status_code == 204, deleted.text
+    left = wait_for(lambda: rows_naming(platform, DELETED, ALSO_DELETED), lambda found: found == {}, timeout=120)
     assert left == {}
-    assert files_naming(platform, DELETED.encode()) == []
+    assert files_naming(platform, DELETED.encode(), ALSO_DELETED.encode()) == []
     items = ok(call(platform, "admin", "GET", "courses/api/audit?action=data-erased"))["items"]
     assert any(i["actor"] == "hub" and i["details"].get("reason") for i in items)
 

@@ -69,6 +69,8 @@ PROBES = {
        for service in ("courses", "feedback", "recommender", "analytics", "notifications")},
     ("courses", "GET /api/data/archives"): {"query": {"user": "ada"}},
     ("courses", "POST /api/data/erasures"): {"json": {"user": "nobody-enrolled"}},
+    # Retention asked for a course that does not exist: nothing is deleted for the rows after.
+    ("feedback", "POST /api/data/retention"): {"json": {"courses": ["no-such-course"]}},
     # A valid change of a linked LMS course that does not exist: the walk gets past the body's shape.
     ("courses", "PATCH /api/lti/contexts/{context_pk}"): {"json": {"score_policy": "best"}},
 }
@@ -152,6 +154,8 @@ MATRIX: dict[str, dict[str, str]] = {
         "POST /api/courses/{course_id}/assignments/{assignment_id}/executions": "401 403 403 400 400 403 400",
         "GET /api/executions/{execution_id}": "401 404 404 404 404 404 404",
         "POST /api/help-requests/{request_id}/answers": "401 403 404 422 422 404 422",
+        # retention of archived courses' grading jobs and help requests (the courses service's job calls it)
+        "POST /api/data/retention": "401 403 403 403 403 403 200",
     },
     "recommender": {
         "GET /api/recommendations": "401 200 200 200 200 200 200",
