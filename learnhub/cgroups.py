@@ -17,7 +17,8 @@ CPU        ``cpu/…/cpu.cfs_quota_us`` / ``cpu.cfs_period_us``  ``cpu.max`` (qu
 Everything is best effort per controller: a controller that is not mounted or not writable (not root,
 a v2 tree without delegation) is left out, and :attr:`Cgroup.applied` says which ones hold, so the
 caller can warn. Counters (:meth:`Cgroup.oom_kills`, :meth:`Cgroup.pids_denied`) tell afterwards
-which limit was met.
+which limit was met; :func:`read_memory` reads the memory counters of any one memory cgroup folder (the
+single-user server reads its own, bound into its sandbox, for JupyterLab's out-of-memory message).
 """
 from __future__ import annotations
 
@@ -58,6 +59,37 @@ def _read_keyed(path: Path) -> dict[str, int]:
     except OSError:
         pass
     return values
+
+
+def _read_int(path: Path) -> int | None:
+    """A one-number file; None when absent, unreadable or ``max`` (v2's "no limit")."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_memory(folder: str | Path) -> dict | None:
+    """The memory counters of one memory cgroup folder, v1 or v2, told apart by the folder's own files
+    (so it also works on a folder bind-mounted elsewhere, as in a learner's sandbox, where the tree's
+    layout is not visible): ``{"version", "limit", "usage", "oom_kills", "hits"}``, or None when the
+    folder is not a memory cgroup. ``limit`` is None without one (v2 ``max``; v1's "unlimited" is a
+    number near 2**63, also None); ``oom_kills`` is what the kernel's OOM killer killed in it; ``hits``
+    how often the limit was reached (v1 ``memory.failcnt``, v2 ``max`` in ``memory.events``)."""
+    folder = Path(folder)
+    if (folder / "memory.events").exists():
+        events = _read_keyed(folder / "memory.events")
+        return {"version": 2, "limit": _read_int(folder / "memory.max"), "usage": _read_int(folder / "memory.current") or 0,
+                "oom_kills": events.get("oom_kill", 0), "hits": events.get("max", 0)}
+    if (folder / "memory.oom_control").exists() or (folder / "memory.limit_in_bytes").exists():
+        limit = _read_int(folder / "memory.limit_in_bytes")
+        if limit is not None and limit >= 2 ** 62:  # v1 without a limit: PAGE_COUNTER_MAX pages
+            limit = None
+        return {"version": 1, "limit": limit, "usage": _read_int(folder / "memory.usage_in_bytes") or 0,
+                # oom_kill in memory.oom_control: Linux >= 4.13
+                "oom_kills": _read_keyed(folder / "memory.oom_control").get("oom_kill", 0),
+                "hits": _read_int(folder / "memory.failcnt") or 0}
+    return None
 
 
 class Cgroup:
@@ -191,29 +223,18 @@ class Cgroup:
         """Processes the kernel killed for this cgroup's memory limit."""
         if "memory" not in self.applied and not self._file("memory", "cgroup.procs").exists():
             return 0
-        if self.version == 1:
-            return _read_keyed(self._file("memory", "memory.oom_control")).get("oom_kill", 0)
-        return _read_keyed(self._file("memory", "memory.events")).get("oom_kill", 0)
+        return (read_memory(self.path("memory")) or {}).get("oom_kills", 0)
 
     def memory_hits(self) -> int:
         """How often the memory limit was reached (reclaim or OOM)."""
-        if self.version == 1:
-            try:
-                return int(self._file("memory", "memory.failcnt").read_text())
-            except (OSError, ValueError):
-                return 0
-        return _read_keyed(self._file("memory", "memory.events")).get("max", 0)
+        return (read_memory(self.path("memory")) or {}).get("hits", 0)
 
     def pids_denied(self) -> int:
         """Forks refused by the process limit."""
         return _read_keyed(self._file("pids", "pids.events")).get("max", 0)
 
     def memory_usage(self) -> int:
-        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
-        try:
-            return int(self._file("memory", name).read_text())
-        except (OSError, ValueError):
-            return 0
+        return (read_memory(self.path("memory")) or {}).get("usage", 0)
 
     def procs(self) -> list[int]:
         pids: set[int] = set()

@@ -44,6 +44,9 @@ from traitlets import Bool, Enum, Integer, List, Unicode, default
 from .cgroups import Cgroup
 from .fence import Fence, FenceError, fence_possible
 
+#: where the server's own memory cgroup folder is bound (read-only) in its sandbox, which has no /sys:
+#: the server extension reads the OOM-kill counter there for JupyterLab's message (docs/containment.md)
+SANDBOX_MEMORY_CGROUP = "/run/learnhub/memory-cgroup"
 
 
 def _system_ro_paths() -> list[str]:
@@ -407,6 +410,21 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
             raise RuntimeError(f"the network fence cannot be put up: {why}")
         self._warn(f"a network fence: it shares the host's network ({why})")
 
+    def _memory_cgroup_folder(self) -> str | None:
+        """The server's memory cgroup on the host, when its memory limit holds."""
+        if self._cgroup is None or "memory" not in self._cgroup.applied:
+            return None
+        return str(self._cgroup.path("memory"))
+
+    def get_env(self):
+        env = super().get_env()
+        # (JupyterHub's own get_env already passes the limit as MEM_LIMIT.)
+        folder = self._memory_cgroup_folder()
+        if folder:
+            # The server extension's GET learnhub/api/limits reads its counters here (extensions/singleuser/limits.py).
+            env["LEARNHUB_MEMORY_CGROUP"] = SANDBOX_MEMORY_CGROUP if self.bwrap_path else folder
+        return env
+
     def _teardown(self) -> None:
         if self._cgroup is None and self._fence is None and not self._mounted:
             return
@@ -446,6 +464,12 @@ class SandboxedLocalSpawner(LocalProcessSpawner):
                     created.add(str(parent))
                     cmd += ["--perms", "0755", "--dir", str(parent)]
             cmd += ["--ro-bind", path, path]
+        memory = self._memory_cgroup_folder()
+        if memory:
+            # Read-only, and only this server's own folder: the server can read its limit and counters,
+            # never another server's, and cannot change them (cgroup files are root's anyway).
+            cmd += ["--perms", "0755", "--dir", str(Path(SANDBOX_MEMORY_CGROUP).parent),
+                    "--ro-bind", memory, SANDBOX_MEMORY_CGROUP]
         uid = self.run_as_uid
         # As root, bwrap itself (capabilities dropped) may not enter a home owned by the
         # server's uid; the server is told its root dir instead (see _default_notebook_dir).

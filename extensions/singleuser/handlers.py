@@ -18,6 +18,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 
 from .bridge import BridgeError, Relayed
+from .limits import memory_status
 
 AUTH_RESOURCE = "learnhub"
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -90,6 +91,15 @@ class ContextHandler(LearnhubHandler):
     @authorized
     async def get(self):
         self.write_json(await self.bridge.context())
+
+
+class LimitsHandler(LearnhubHandler):
+    """``GET learnhub/api/limits``: this server's memory limit and OOM-kill count (:mod:`.limits`)."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        self.write_json({"memory": memory_status()})
 
 
 class ServiceHandler(LearnhubHandler):
@@ -197,6 +207,7 @@ def handlers() -> list[tuple]:
     names = r"(?P<course>[^/]+)/(?P<assignment>[^/]+)"
     return [
         (r"learnhub/api/context", ContextHandler),
+        (r"learnhub/api/limits", LimitsHandler),
         (r"learnhub/api/services/(?P<service>[^/]+)(?:/(?P<path>.*))?", ServiceHandler),
         (rf"learnhub/api/assignments/{names}/(?P<action>fetch|submit|check)", AssignmentHandler),
         (r"learnhub/api/stream", StreamHandler),

@@ -21,6 +21,7 @@ import { FeedbackController } from './feedback';
 import { coursesIcon, helpIcon, instructorIcon, nextIcon } from './icons';
 import { CommandIDs, ILearnhub, Learnhub, PANEL_IDS, PanelName } from './learnhub';
 import { isInside } from './logic/paths';
+import { MemoryLimitWatcher } from './memory';
 import { showsInstructorPanel } from './logic/roles';
 import { NotificationsController } from './notifications';
 import { CoursesPanel } from './widgets/courses';
@@ -235,5 +236,16 @@ const activityPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-const plugins: JupyterFrontEndPlugin<any>[] = [corePlugin, uiPlugin, activityPlugin];
+/** A kernel killed by the server's memory limit is said as such, naming the limit (docs/containment.md). */
+const memoryPlugin: JupyterFrontEndPlugin<void> = {
+  id: `${PLUGIN_PREFIX}:memory-limit`,
+  description: "Says when a notebook's kernel was stopped by the server's memory limit, and which limit.",
+  autoStart: true,
+  requires: [ILearnhub, INotebookTracker],
+  activate: (app: JupyterFrontEnd, learnhub: Learnhub, tracker: INotebookTracker): void => {
+    new MemoryLimitWatcher(learnhub.api, tracker);
+  }
+};
+
+const plugins: JupyterFrontEndPlugin<any>[] = [corePlugin, uiPlugin, activityPlugin, memoryPlugin];
 export default plugins;

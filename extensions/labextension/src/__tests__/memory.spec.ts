@@ -1,0 +1,81 @@
+import { formatBytes, memoryLimitMessage, OomKillMark, parseMemoryStatus } from '../logic/memory';
+
+describe('the limits answer', () => {
+  it('reads the server extension\'s fields', () => {
+    expect(parseMemoryStatus({ memory: { limit: 268435456, usage: 1000, oom_kills: 2, accounting: 'cgroup v1' } }))
+      .toEqual({ limit: 268435456, usage: 1000, oomKills: 2 });
+  });
+
+  it('keeps "cannot tell" apart from zero', () => {
+    expect(parseMemoryStatus({ memory: { limit: null, usage: null, oom_kills: null } }))
+      .toEqual({ limit: null, usage: null, oomKills: null });
+    expect(parseMemoryStatus({ memory: { oom_kills: 0 } })?.oomKills).toBe(0);
+  });
+
+  it('refuses what is not that answer', () => {
+    expect(parseMemoryStatus(null)).toBeNull();
+    expect(parseMemoryStatus('<html>')).toBeNull();
+    expect(parseMemoryStatus({ error: { status: 403 } })).toBeNull();
+    expect(parseMemoryStatus({ memory: { oom_kills: 'many', limit: -1 } })).toEqual({
+      limit: null,
+      usage: null,
+      oomKills: null
+    });
+  });
+});
+
+describe('sizes', () => {
+  it('uses binary units as the limit is set', () => {
+    expect(formatBytes(512 * 1024 ** 2)).toBe('512 MiB');
+    expect(formatBytes(2 * 1024 ** 3)).toBe('2 GiB');
+    expect(formatBytes(1.5 * 1024 ** 3)).toBe('1.5 GiB');
+    expect(formatBytes(400 * 1000 ** 2)).toBe('381.5 MiB');
+    expect(formatBytes(100)).toBe('100 bytes');
+  });
+});
+
+describe('the message', () => {
+  it('names the limit and the notebook, and says what to do', () => {
+    const text = memoryLimitMessage(256 * 1024 ** 2, 'bomb.ipynb');
+    expect(text).toContain('The kernel of bomb.ipynb was stopped because it used more than 256 MiB');
+    expect(text).toContain("this server's memory limit");
+    expect(text).toContain('restarts');
+    expect(text).toMatch(/del large objects/);
+    expect(text).toMatch(/instructor/);
+  });
+
+  it('does not invent a limit it does not know', () => {
+    const text = memoryLimitMessage(null, null);
+    expect(text).toMatch(/^Your kernel was stopped because it ran out of memory/);
+    expect(text).not.toMatch(/MiB|GiB/);
+  });
+});
+
+describe('the OOM-kill mark', () => {
+  const at = (oomKills: number | null) => ({ limit: 1, usage: 0, oomKills });
+
+  it('tells a kill once, however many statuses follow', () => {
+    const mark = new OomKillMark();
+    mark.set(at(3));
+    expect(mark.wentUp(at(3))).toBe(false); // a restart asked for, or a death of another cause
+    expect(mark.wentUp(at(4))).toBe(true);
+    expect(mark.wentUp(at(4))).toBe(false);
+    expect(mark.seen).toBe(4);
+  });
+
+  it('says nothing where it cannot tell', () => {
+    const mark = new OomKillMark();
+    mark.set(at(null));
+    expect(mark.wentUp(at(null))).toBe(false);
+    expect(mark.wentUp(null)).toBe(false);
+  });
+
+  it('without a first count, older kills are not news; a failed look keeps the mark', () => {
+    const mark = new OomKillMark();
+    mark.set(null);
+    expect(mark.wentUp(at(2))).toBe(false);
+    expect(mark.wentUp(null)).toBe(false);
+    expect(mark.seen).toBe(2);
+    expect(mark.wentUp(at(3))).toBe(true);
+  });
+});
