@@ -4,13 +4,19 @@
  * OOM-kill count went up, and if so show a notification naming the limit. JupyterLab's own "Kernel
  * Restarting" dialog still comes (it is JupyterLab's, and true); this one says why and what to do.
  */
-import { ISessionContext, Notification } from '@jupyterlab/apputils';
+import { Dialog, ISessionContext, Notification, showDialog } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
 
 import { LearnhubApi } from './api';
 import { describeError } from './logic/errors';
-import { IMemoryStatus, memoryLimitMessage, OomKillMark, parseMemoryStatus } from './logic/memory';
+import {
+  IMemoryStatus,
+  memoryLimitAdvice,
+  memoryLimitMessage,
+  OomKillMark,
+  parseMemoryStatus
+} from './logic/memory';
 
 /** Statuses of a kernel that died: `autorestarting` is the server restarting a dead kernel. */
 const DIED: ReadonlySet<Kernel.Status> = new Set<Kernel.Status>(['autorestarting', 'restarting', 'dead']);
@@ -41,7 +47,22 @@ export class MemoryLimitWatcher {
     const status = await this._status();
     if (this._mark.wentUp(status) && status) {
       const name = panel.isDisposed ? null : panel.context.path.split('/').pop() ?? null;
-      Notification.error(memoryLimitMessage(status.limit, name), { autoClose: false });
+      // Stays until closed: the learner may be looking elsewhere when it happens.
+      Notification.error(memoryLimitMessage(status.limit, name), {
+        autoClose: false,
+        actions: [
+          {
+            label: 'What can I do?',
+            caption: 'How to stay under the memory limit',
+            callback: () =>
+              void showDialog({
+                title: 'Memory limit',
+                body: memoryLimitAdvice(status.limit),
+                buttons: [Dialog.okButton({ label: 'Ok' })]
+              })
+          }
+        ]
+      });
     }
   }
 

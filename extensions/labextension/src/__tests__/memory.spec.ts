@@ -1,4 +1,11 @@
-import { formatBytes, memoryLimitMessage, OomKillMark, parseMemoryStatus } from '../logic/memory';
+import {
+  formatBytes,
+  memoryLimitAdvice,
+  memoryLimitMessage,
+  NOTIFICATION_LENGTH,
+  OomKillMark,
+  parseMemoryStatus
+} from '../logic/memory';
 
 describe('the limits answer', () => {
   it('reads the server extension\'s fields', () => {
@@ -35,19 +42,34 @@ describe('sizes', () => {
 });
 
 describe('the message', () => {
-  it('names the limit and the notebook, and says what to do', () => {
+  it('names the limit and the notebook', () => {
     const text = memoryLimitMessage(256 * 1024 ** 2, 'bomb.ipynb');
-    expect(text).toContain('The kernel of bomb.ipynb was stopped because it used more than 256 MiB');
-    expect(text).toContain("this server's memory limit");
-    expect(text).toContain('restarts');
-    expect(text).toMatch(/del large objects/);
-    expect(text).toMatch(/instructor/);
+    expect(text).toBe(
+      "The kernel of bomb.ipynb was stopped: it used more than 256 MiB, this server's memory limit. " +
+        'It restarts, without its variables.'
+    );
+  });
+
+  it('fits in a notification, leaving out a long name rather than the limit', () => {
+    const long = 'a-notebook-with-a-very-long-name-indeed-about-data-cleaning.ipynb';
+    const text = memoryLimitMessage(1.5 * 1024 ** 3, long);
+    expect(text.length).toBeLessThanOrEqual(NOTIFICATION_LENGTH);
+    expect(text).toMatch(/^Your kernel was stopped: it used more than 1.5 GiB, this server's memory limit/);
+    expect(memoryLimitMessage(512 * 1024 ** 2, 'x.ipynb').length).toBeLessThanOrEqual(NOTIFICATION_LENGTH);
   });
 
   it('does not invent a limit it does not know', () => {
     const text = memoryLimitMessage(null, null);
-    expect(text).toMatch(/^Your kernel was stopped because it ran out of memory/);
+    expect(text).toMatch(/^Your kernel was stopped: it ran out of memory/);
     expect(text).not.toMatch(/MiB|GiB/);
+    expect(memoryLimitAdvice(null)).not.toMatch(/MiB|GiB/);
+  });
+
+  it('says what to do', () => {
+    const advice = memoryLimitAdvice(256 * 1024 ** 2);
+    expect(advice).toContain("this server's memory limit of 256 MiB");
+    expect(advice).toMatch(/del large objects/);
+    expect(advice).toMatch(/instructor/);
   });
 });
 

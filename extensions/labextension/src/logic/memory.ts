@@ -41,17 +41,33 @@ export function formatBytes(bytes: number): string {
   return `${shown} ${units[unit]}`;
 }
 
-/** What the learner reads when their kernel was killed by the memory limit. */
+/** JupyterLab cuts a notification's message at this length (its Notification API says so). */
+export const NOTIFICATION_LENGTH = 140;
+
+/**
+ * The notification when a kernel was killed by the memory limit: what happened and which limit,
+ * within JupyterLab's 140 characters (the notebook's name is left out when it would not fit; what to
+ * do is `memoryLimitAdvice`, behind the notification's button).
+ */
 export function memoryLimitMessage(limit: number | null, notebook: string | null): string {
-  const kernel = notebook ? `The kernel of ${notebook}` : 'Your kernel';
   const why =
     limit !== null
-      ? `was stopped because it used more than ${formatBytes(limit)}, this server's memory limit`
-      : 'was stopped because it ran out of memory';
+      ? `it used more than ${formatBytes(limit)}, this server's memory limit`
+      : 'it ran out of memory';
+  const said = (kernel: string) => `${kernel} was stopped: ${why}. It restarts, without its variables.`;
+  const named = notebook ? said(`The kernel of ${notebook}`) : '';
+  return named && named.length <= NOTIFICATION_LENGTH ? named : said('Your kernel');
+}
+
+/** What to do about it, in the dialog the notification's button opens. */
+export function memoryLimitAdvice(limit: number | null): string {
+  const limitText = limit !== null ? `this server's memory limit of ${formatBytes(limit)}` : 'the memory available';
   return (
-    `${kernel} ${why}. It restarts on its own, without its variables: run the cells you need again. ` +
-    'To stay under the limit, del large objects you no longer need, read data in smaller pieces, ' +
-    'or ask your instructor for a larger limit.'
+    `Everything your notebooks' kernels, terminals and this server hold in memory counts towards ${limitText}. ` +
+    'When it is exceeded, the largest process (usually the kernel that allocated) is stopped, and ' +
+    'the kernel restarts empty: run the cells you need again, from the top. To stay under the limit, ' +
+    'del large objects you no longer need, read data in smaller pieces (e.g. chunksize in pandas), ' +
+    'shut down the kernels of notebooks you are not using, or ask your instructor for a larger limit.'
   );
 }
 
