@@ -219,13 +219,25 @@ print('BlockingIOError' if refused else 'never refused')
     assert ada.value("import os\npid = os.fork()\nif pid == 0: os._exit(0)\nos.waitpid(pid, 0)\nprint('ok')") == "ok"
 
 
+def limits(learner: Learner) -> dict:
+    """The server extension's GET learnhub/api/limits, through the proxy, as JupyterLab asks it."""
+    response = requests.get(learner.server + "learnhub/api/limits", headers=learner.headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["memory"]
+
+
 def test_a_memory_bomb_restarts_the_kernel_and_nothing_else(hub, ada, bob):
     before = int(ada.cgroup_file("memory", "memory.oom_control").read_text().split("oom_kill ")[-1].split()[0])
+    # The server reads its own cgroup, bound read-only into its sandbox (JupyterLab's memory message).
+    seen = limits(ada)
+    assert seen["limit"] == MEM and seen["accounting"] == "cgroup v1" and seen["oom_kills"] == before, seen
     result = ada.run("x = b'x' * (1024 ** 3)\nprint(len(x))", timeout=120)
     # The kernel was killed by the memory limit; the server says so to JupyterLab ("restarting").
     assert result["states"] and result["states"][0] in ("restarting", "dead", "closed"), result
     after = int(ada.cgroup_file("memory", "memory.oom_control").read_text().split("oom_kill ")[-1].split()[0])
     assert after > before
+    assert limits(ada)["oom_kills"] == after  # what JupyterLab's message is told, the same counter
+    assert limits(bob)["oom_kills"] == 0  # the other learner's server has its own
     # The server lives on and its kernel comes back.
     assert requests.get(ada.server + "api/status", headers=ada.headers, timeout=30).status_code == 200
     deadline = time.monotonic() + 90

@@ -360,7 +360,7 @@ def test_saving_a_notebook_records_analytics_events(hub, ada):
 def test_only_the_servers_owner_gets_in(hub, ada):
     bob = Person(hub, "bob")
     for method, path in (("GET", "context"), ("POST", f"assignments/{COURSE}/{ASSIGNMENT}/fetch"),
-                         ("GET", "services/courses/courses")):
+                         ("GET", "services/courses/courses"), ("GET", "limits")):
         refused = bob.lab(method, path, server=ada.server)
         assert refused.status_code == 403, (path, refused.status_code)
     anonymous = requests.get(ada.server + "learnhub/api/context", timeout=30, allow_redirects=False)
@@ -368,6 +368,10 @@ def test_only_the_servers_owner_gets_in(hub, ada):
     assert anonymous.status_code == 403
     # The context names its user as a JSON field; an anonymous answer must carry neither.
     assert '"user"' not in anonymous.text and '"courses"' not in anonymous.text
+    # The server's memory limit and OOM-kill count (learnhub/api/limits) are its owner's business too.
+    assert ada.lab("GET", "limits").status_code == 200
+    anonymous = requests.get(ada.server + "learnhub/api/limits", timeout=30, allow_redirects=False)
+    assert anonymous.status_code == 403 and "oom_kills" not in anonymous.text
 
     async def connect():
         await bob.stream(server=ada.server)
