@@ -131,10 +131,33 @@ def _sysctl(path: str, value: str) -> None:
         log.debug("sysctl %s: %s", path, exc)
 
 
+def _owner_file(name: str) -> Path:
+    return STATE_DIR / f"{name}.owner"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _stale(name: str) -> bool:
-    """A namespace of a server that is gone (the hub was killed before it could stop it)."""
+    """A namespace of a server that is gone (the hub was killed before it could stop it): no process in
+    it, and the hub that made it is gone too. A namespace just made, whose server is still starting, has
+    no process yet either; while its hub lives it is not for the taking (two spawns at once, or two hubs
+    on one machine, would share a namespace, and the first to stop would take the other's network)."""
     done = _run("ip", "netns", "pids", name, check=False)
-    return done.returncode == 0 and not done.stdout.strip()
+    if done.returncode != 0 or done.stdout.strip():
+        return False
+    try:
+        owner = int(_owner_file(name).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return True  # made by a learnhub before owners were written down
+    return owner != os.getpid() and not _alive(owner)
 
 
 def _forget(host_if: str) -> None:
@@ -193,6 +216,7 @@ class Fence:
         _run("ip", "netns", "del", self.netns, check=False)
         _run("ip", "link", "del", self.host_if, check=False)
         _run("ip", "netns", "add", self.netns)
+        _owner_file(self.netns).write_text(f"{os.getpid()}\n")
         try:
             _run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if,
                  "netns", self.netns)
@@ -259,6 +283,10 @@ table ip {TABLE} {{
             _run("nft", "delete", "element", "inet", TABLE, "internet", f"{{ {self.host_if} }}", check=False)
         _run("ip", "netns", "del", self.netns, check=False)  # the veth pair goes with it
         _run("ip", "link", "del", self.host_if, check=False)
+        try:
+            _owner_file(self.netns).unlink()
+        except OSError:
+            pass
 
     def remove(self) -> None:
         with _locked():
