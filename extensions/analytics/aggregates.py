@@ -34,6 +34,7 @@ from learnhub.db import copy_into_stage
 from learnhub.event_schemas import Verb
 from learnhub.gradings import is_regrade, latest_per_submission, submission_of
 from learnhub.models import Event
+from learnhub.timeutil import as_utc as _utc
 
 AGGREGATES = MetaData()
 _TZ = DateTime(timezone=True)
@@ -289,7 +290,6 @@ def update_aggregates(session: Session, rows: list[dict]) -> None:
                 "course_id": course, "actor": actor, "first_time": time, "last_time": time, "events": 0,
                 "enrolled_at": None, "unenrolled_at": None, "submissions": 0, "last_submission_time": None,
                 "errors": 0, "help_requests": 0, "active_seconds": 0.0}
-        learner["first_time"] = learner["first_time"] or time  # None if a regrade made the row
         learner["last_time"] = time
         learner["events"] += 1
         learner["active_seconds"] += active
@@ -340,8 +340,9 @@ def _error_facts(row: dict) -> list[tuple[str, str]]:
             if f["object_type"] == "exercise" and (f.get("result") or {}).get("error_type")]
 
 
-def _replaced_grading(session: Session, row: dict) -> dict | None:
-    """The grading a regrade's event replaces: the latest earlier ``graded`` event about its submission."""
+def _earlier_gradings(session: Session, row: dict) -> tuple[dict | None, dict | None]:
+    """The first and the latest earlier ``graded`` events about a regrade's submission: where the
+    submission is in the learner's history, and the grading the regrade replaces."""
     submission = submission_of(row["object_id"], row.get("context"))
     # the learner's graded events in the course (the actor-time index), matched on the submission here:
     # the JSON context is not compared in SQL the same way on SQLite and PostgreSQL
@@ -351,7 +352,7 @@ def _replaced_grading(session: Session, row: dict) -> dict | None:
                Event.object_type == "submission", Event.time <= row["time"], Event.id != row["id"])
         .order_by(Event.time, Event.id)).mappings().all()
     mine = [dict(e) for e in earlier if submission_of(e["object_id"], e["context"]) == submission]
-    return mine[-1] if mine else None
+    return (mine[0], mine[-1]) if mine else (None, None)
 
 
 def _fold_regrade(session: Session, row: dict, learners: dict, progress: dict, errors: dict,
@@ -359,8 +360,11 @@ def _fold_regrade(session: Session, row: dict, learners: dict, progress: dict, e
     """A regrade's share of a batch (see the module's docstring): the learner's event counter, dirty
     progress rows, and the error counts' difference from the grading it replaces."""
     course, actor = row["course_id"], row["actor"]
+    first, replaced = _earlier_gradings(session, row)
+    # the learner's times stay those of their own work, already counted: the submission's first grading
+    seen = _utc(first["time"]) if first else row["time"]
     learner = learners.setdefault((course, actor), {
-        "course_id": course, "actor": actor, "first_time": None, "last_time": None, "events": 0,
+        "course_id": course, "actor": actor, "first_time": seen, "last_time": seen, "events": 0,
         "enrolled_at": None, "unenrolled_at": None, "submissions": 0, "last_submission_time": None,
         "errors": 0, "help_requests": 0, "active_seconds": 0.0})
     learner["events"] += 1
@@ -371,10 +375,10 @@ def _fold_regrade(session: Session, row: dict, learners: dict, progress: dict, e
         if state is None:
             state = progress[key] = new_progress(*key)
         state["assignment_id"] = state["assignment_id"] or fact["context"].get("assignment_id")
+        state["first_time"], state["last_time"] = _min(state["first_time"], seen), _max(state["last_time"], seen)
         state["dirty"] = True
     if facts:
         regraded.add((course, actor, facts[0]["object_id"]))
-    replaced = _replaced_grading(session, row)
     for fact, change in [(f, -1) for f in (_error_facts(replaced) if replaced else [])] + \
                         [(f, +1) for f in _error_facts(row)]:
         errors[(course, *fact)] = errors.get((course, *fact), 0) + change
