@@ -195,13 +195,7 @@ def answers_from_events(rows, library: CourseLibrary) -> pd.DataFrame:
     """
     out_learner, out_skill, out_correct, out_order, out_course, out_exercise = [], [], [], [], [], []
     seq = 0
-
-    def submission(row):
-        name = submission_of(row[6] if len(row) > 6 else None, row[4])
-        return None if name is None else (row[0], name)
-
-    for first, latest in latest_per_submission(rows, submission):
-        (actor, when, course_id), (result, context) = first[:3], latest[3:5]
+    for actor, when, course_id, result, context, *_ in one_grading_per_submission(rows):
         if not course_id or course_id not in library or not isinstance(result, dict):
             continue
         if (context or {}).get("mode", "grade") != "grade":
@@ -227,6 +221,18 @@ def answers_from_events(rows, library: CourseLibrary) -> pd.DataFrame:
     return pd.DataFrame({"learner": out_learner, "skill": out_skill, "correct": out_correct,
                          "order": np.asarray(out_order, dtype=float), "course": out_course,
                          "exercise": out_exercise})
+
+
+def one_grading_per_submission(rows) -> list[tuple]:
+    """Graded-event rows (as :func:`answers_from_events` takes them, in time order) with each
+    submission's regrades merged into it: the latest grading's result and context, in the place (actor,
+    time, course) of the first."""
+    def submission(row):
+        name = submission_of(row[6] if len(row) > 6 else None, row[4])
+        return None if name is None else (row[0], name)
+
+    return [tuple(first[:3]) + tuple(latest[3:5]) + tuple(first[5:])
+            for first, latest in latest_per_submission(rows, submission)]
 
 
 def _epoch(value) -> float:
@@ -659,7 +665,8 @@ class RecommenderEngine:
         effective = {s: (min(e, self.not_started_cap) if level.get(s) == "not started" else e)
                      for s, e in estimate.items()}
         passed = set()
-        for _actor, _when, cid, result, context, _id in events:
+        # what the submission's latest grading passed: a regrade may take back a wrong test's pass
+        for _actor, _when, cid, result, context, *_ in one_grading_per_submission(events):
             if cid != course_id or not isinstance(result, dict) or (context or {}).get("mode", "grade") != "grade":
                 continue
             for test in result.get("tests") or ():

@@ -59,3 +59,26 @@ def test_a_regrade_replaces_the_submissions_answers(db_session_factory):
     engine.refit(reload_library=False)
     assert strings(engine, "ann") == strings(engine, "fay") == ann
     assert engine.models.n_answers == 8  # two learners × two submissions × two tests of one skill each
+
+
+def test_a_regrade_that_takes_back_a_pass_puts_the_exercise_back_on_the_list(db_session_factory):
+    """A wrong test passed carl's wrong answer; after the fix and the regrade, shout is not done."""
+    from datetime import datetime, timezone
+
+    from learnhub.extensions.feedback.workers import graded_event
+
+    engine = RecommenderEngine(db_session_factory, CourseLibrary(courses=[load_course(REPO / "courses" / COURSE)]))
+
+    def exercises():
+        now = datetime(2026, 9, 1, tzinfo=timezone.utc)  # before the demo course's due dates
+        return {it["item"] for it in engine.recommend("carl", "exercise", course=COURSE, now=now, limit=50)["items"]}
+
+    with lhdb.session_scope(db_session_factory) as session:
+        append(session, [graded_event(grading_job("carl-s1", "carl", COURSE, ASSIGNMENT,
+                                                  {"shout": True, "initials": True}, minutes_ago(20)))])
+    assert f"{ASSIGNMENT}/shout" not in exercises()
+    with lhdb.session_scope(db_session_factory) as session:
+        append(session, [graded_event(grading_job("carl-s1", "carl", COURSE, ASSIGNMENT,
+                                                  {"shout": "AssertionError", "initials": True}, minutes_ago(10),
+                                                  regrade="r1"))])
+    assert f"{ASSIGNMENT}/shout" in exercises() and f"{ASSIGNMENT}/initials" not in exercises()
