@@ -181,8 +181,8 @@ def test_a_regrade_after_a_test_fix_updates_the_scores(platform):
     admin_report = lambda: hub.api("GET", "/services/analytics/api/platform/report", token=hub.admin_token).json()  # noqa: E731
     # the regrades' events are appended by the feedback service's recorder, a moment after the jobs finish
     platform_report = wait_for(admin_report, lambda r: r.get("regraded", {}).get("total") == 4, timeout=60)
-    assert (platform_report["graded"]["total"], platform_report.get("regraded")) == (3, {
-        "total": 4, "daily": platform_report["regraded"]["daily"]}), platform_report["graded"]
+    assert platform_report["graded"]["total"] == 3, platform_report["graded"]
+    assert platform_report.get("regraded", {}).get("total") == 4
     report = call(platform, "ian", "GET", f"analytics/api/courses/{COURSE}/report").json()
     (basics,) = [a for a in report["assignments"] if a["assignment_id"] == ASSIGNMENT]
     assert (basics["funnel"]["graded"], basics["funnel"]["passed"]) == (2, 1)  # lena, since the fix
