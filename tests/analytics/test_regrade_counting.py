@@ -28,7 +28,8 @@ def gradings(course: str, fixed: bool):
     first = {  # submission -> (learner, attempt, time, tests with the wrong test, tests with the fixed one)
         "s1": ("ann", 1, at(1), {"variables": WRONG, "shout": WRONG}, {"variables": WRONG, "shout": WRONG}),
         "s2": ("ann", 2, at(1, 1), {"variables": True, "shout": WRONG}, {"variables": True, "shout": True}),
-        "s3": ("bob", 1, at(1, 2), {"variables": "NameError", "shout": WRONG}, {"variables": "NameError", "shout": True}),
+        "s3": ("bob", 1, at(1, 2), {"variables": "NameError", "shout": WRONG},
+               {"variables": "NameError", "shout": True}),
         # the wrong test let carl's wrong answer pass
         "s4": ("carl", 1, at(1, 3), {"variables": True, "shout": True}, {"variables": True, "shout": WRONG}),
     }

@@ -178,7 +178,9 @@ def test_a_regrade_after_a_test_fix_updates_the_scores(platform):
 
     # Everything downstream of the `graded` events takes the regrades as replacing the gradings of
     # lena's and leo's submissions, not as new attempts: three submissions were graded, twice regraded.
-    admin_report = lambda: hub.api("GET", "/services/analytics/api/platform/report", token=hub.admin_token).json()  # noqa: E731
+    def admin_report():
+        return hub.api("GET", "/services/analytics/api/platform/report", token=hub.admin_token).json()
+
     # the regrades' events are appended by the feedback service's recorder, a moment after the jobs finish
     platform_report = wait_for(admin_report, lambda r: r.get("regraded", {}).get("total") == 4, timeout=60)
     assert platform_report["graded"]["total"] == 3, platform_report["graded"]
