@@ -13,6 +13,13 @@ is flagged ``dirty`` and recomputed from the raw events of that learner and obje
 The tables are the analytics component's: only this module writes them and only its reports read
 them. Running inside other services' transactions is what keeps them exact (a separate reader with a
 cursor could miss an event whose transaction committed late).
+
+A regrade's ``graded`` event (``context.regrade_id``: the same submission graded again after a test
+fix, :mod:`learnhub.gradings`) replaces that submission's earlier grading rather than adding one: it is
+no attempt, no pass and no error of its own. The progress rows it touches are flagged ``dirty`` and
+recounted from the raw events with one grading per submission (the latest); the error counts take the
+difference from the grading it replaces; per day it is counted as :data:`REGRADED`, not ``graded``; and
+it is no activity of the learner's (only their event counter moves, so the report's version changes).
 """
 from __future__ import annotations
 
@@ -25,7 +32,9 @@ from sqlalchemy.orm import Session
 
 from learnhub.db import copy_into_stage
 from learnhub.event_schemas import Verb
+from learnhub.gradings import is_regrade, latest_per_submission, submission_of
 from learnhub.models import Event
+from learnhub.timeutil import as_utc as _utc
 
 AGGREGATES = MetaData()
 _TZ = DateTime(timezone=True)
@@ -70,6 +79,9 @@ daily_table = Table(
 STAFF_ROLES = {"ta", "instructor", "admin", "service"}
 PROGRESS_VERBS = {Verb.FETCHED, Verb.SUBMITTED, Verb.GRADED, Verb.ATTEMPTED}
 NO_COURSE = ""  # key of events without a course in the activity table (platform-wide activity)
+#: the daily table's key of regrades' ``graded`` events: the platform's ``graded`` total counts
+#: submissions graded, a regrade grades one again
+REGRADED = "regraded"
 
 
 def _least(old, new):
@@ -201,7 +213,8 @@ PROGRESS_MERGE = {
                                     (x.last_score_time >= t.last_score_time, x.last_score),
                                     else_=t.last_score),
     "last_score_time": _gst("last_score_time"),
-    "dirty": lambda t, x: case((t.dirty, True), (x.first_time < t.last_time, True), else_=False),
+    # a new row arrives dirty when it stands for a regrade (to be recounted)
+    "dirty": lambda t, x: case((t.dirty, True), (x.dirty, True), (x.first_time < t.last_time, True), else_=False),
 }
 
 
@@ -246,17 +259,23 @@ def update_aggregates(session: Session, rows: list[dict]) -> None:
     progress: dict[tuple, dict] = {}
     errors: dict[tuple, int] = {}
     daily: dict[tuple, list] = {}
+    regraded: set[tuple] = set()  # (course, actor, assignment) whose progress rows a regrade changed
     for row in sorted(rows, key=lambda r: r["time"]):
         time, verb, actor = row["time"], row["verb"], row["actor"]
         result, context = row.get("result") or {}, row.get("context") or {}
         day = time.date()
         duration = result.get("duration") or 0.0
-        totals = daily.setdefault((day, verb), [0, 0.0])
+        regrade = _is_regrade(row)
+        totals = daily.setdefault((day, REGRADED if regrade else verb), [0, 0.0])
         totals[0] += 1
         totals[1] += duration
         if context.get("role") in STAFF_ROLES:
             continue
         course = row["course_id"] or NO_COURSE
+        if regrade:
+            if row["course_id"]:
+                _fold_regrade(session, row, learners, progress, errors, regraded)
+            continue
         active = float(duration) if verb == Verb.ACTIVE else 0.0
         act = activity.setdefault((course, actor, day), {"course_id": course, "actor": actor, "day": day,
                                                           "week": _week(day), "events": 0,
@@ -300,10 +319,81 @@ def update_aggregates(session: Session, rows: list[dict]) -> None:
     _upsert(session, activity_table, list(activity.values()),
             {"events": _add("events"), "active_seconds": _add("active_seconds")})
     _upsert(session, progress_table, list(progress.values()), PROGRESS_MERGE)
+    t = progress_table.c
+    for course, actor, assignment in sorted(regraded):
+        # exercise rows the regrade's tests do not name any more (a test removed) are recounted too
+        session.execute(update(progress_table).where(
+            t.course_id == course, t.actor == actor, t.assignment_id == assignment).values(dirty=True))
     _upsert(session, errors_table, [{"course_id": c, "object_id": o, "error_type": e, "count": n}
                                     for (c, o, e), n in errors.items()], {"count": _add("count")})
     _upsert(session, daily_table, [{"day": d, "verb": v, "count": n, "duration_sum": s}
                                    for (d, v), (n, s) in daily.items()], {"count": _add("count"), "duration_sum": _add("duration_sum")})
+
+
+def _is_regrade(row: dict) -> bool:
+    return row["verb"] == Verb.GRADED and row["object_type"] == "submission" and is_regrade(row.get("context"))
+
+
+def _error_facts(row: dict) -> list[tuple[str, str]]:
+    """``(exercise, error type)`` of each failed test of a graded submission event."""
+    return [(f["object_id"], f["result"]["error_type"][:128]) for f in progress_rows(row)
+            if f["object_type"] == "exercise" and (f.get("result") or {}).get("error_type")]
+
+
+def _earlier_gradings(session: Session, row: dict) -> tuple[dict | None, dict | None]:
+    """The first and the latest earlier ``graded`` events about a regrade's submission: where the
+    submission is in the learner's history, and the grading the regrade replaces."""
+    submission = submission_of(row["object_id"], row.get("context"))
+    # the learner's graded events in the course (the actor-time index), matched on the submission here:
+    # the JSON context is not compared in SQL the same way on SQLite and PostgreSQL
+    earlier = session.execute(
+        select(Event.id, Event.time, Event.verb, Event.object_type, Event.object_id, Event.result, Event.context)
+        .where(Event.actor == row["actor"], Event.course_id == row["course_id"], Event.verb == Verb.GRADED,
+               Event.object_type == "submission", Event.time <= row["time"], Event.id != row["id"])
+        .order_by(Event.time, Event.id)).mappings().all()
+    mine = [dict(e) for e in earlier if submission_of(e["object_id"], e["context"]) == submission]
+    return (mine[0], mine[-1]) if mine else (None, None)
+
+
+def _fold_regrade(session: Session, row: dict, learners: dict, progress: dict, errors: dict,
+                  regraded: set) -> None:
+    """A regrade's share of a batch (see the module's docstring): the learner's event counter, dirty
+    progress rows, and the error counts' difference from the grading it replaces."""
+    course, actor = row["course_id"], row["actor"]
+    first, replaced = _earlier_gradings(session, row)
+    # the learner's times stay those of their own work, already counted: the submission's first grading
+    seen = _utc(first["time"]) if first else row["time"]
+    learner = learners.setdefault((course, actor), {
+        "course_id": course, "actor": actor, "first_time": seen, "last_time": seen, "events": 0,
+        "enrolled_at": None, "unenrolled_at": None, "submissions": 0, "last_submission_time": None,
+        "errors": 0, "help_requests": 0, "active_seconds": 0.0})
+    learner["events"] += 1
+    facts = progress_rows(row)
+    for fact in facts:
+        key = (course, actor, fact["object_type"], fact["object_id"])
+        state = progress.get(key)
+        if state is None:
+            state = progress[key] = new_progress(*key)
+        state["assignment_id"] = state["assignment_id"] or fact["context"].get("assignment_id")
+        state["first_time"], state["last_time"] = _min(state["first_time"], seen), _max(state["last_time"], seen)
+        state["dirty"] = True
+    if facts:
+        regraded.add((course, actor, facts[0]["object_id"]))
+    for fact, change in [(f, -1) for f in (_error_facts(replaced) if replaced else [])] + \
+                        [(f, +1) for f in _error_facts(row)]:
+        errors[(course, *fact)] = errors.get((course, *fact), 0) + change
+
+
+def _one_grading_per_submission(events) -> list[dict]:
+    """Events in time order with each submission's gradings merged (:func:`latest_per_submission`):
+    the latest grading's result and context, at the time of the first."""
+    def key(row):
+        if row["verb"] != Verb.GRADED or row["object_type"] != "submission":
+            return None
+        return submission_of(row["object_id"], row["context"])
+
+    return [first if first is latest else {**first, "result": latest["result"], "context": latest["context"]}
+            for first, latest in latest_per_submission([dict(e) for e in events], key)]
 
 
 def refresh_dirty_progress(session: Session, course_id: str) -> int:
@@ -320,10 +410,10 @@ def refresh_dirty_progress(session: Session, course_id: str) -> int:
                    ((Event.object_type == object_type) & (Event.object_id == object_id))
                    | (Event.object_type == "submission"))
             .order_by(Event.time)).mappings().all()
-        for row in events:
+        for row in _one_grading_per_submission(events):
             if (row["context"] or {}).get("role") in STAFF_ROLES:
                 continue
-            for fact in progress_rows(dict(row)):
+            for fact in progress_rows(row):
                 if (fact["object_type"], fact["object_id"]) == (object_type, object_id):
                     fold_progress(state, fact)
         values = {k: v for k, v in state.items() if k not in ("course_id", "actor", "object_type", "object_id")}

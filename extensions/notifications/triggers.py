@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from learnhub.course_roles import LEARNER, group_name
 from learnhub.event_feed import EventFeed, RetryLater
 from learnhub.event_schemas import Verb
+from learnhub.gradings import is_regrade, submission_of
 from learnhub.hubapi import APIClientError, HubAPI, PeerUnavailable, ServiceAPI
 from learnhub.models import Event
 from learnhub.timeutil import iso, parse_iso, utcnow
@@ -60,6 +61,13 @@ class HubGroupRecipients(RecipientResolver):
 
 # -- event-log triggers ---------------------------------------------------------------------
 
+def _score_text(result: dict) -> str:
+    """``7 / 10`` (as the templates show it), or '' when the grading gave no maximum."""
+    if result.get("score") is None or not result.get("max_score"):
+        return ""
+    return f"{result['score']:g} / {result['max_score']:g}"
+
+
 def _assignment_of(event: Event) -> tuple[str, str]:
     """The assignment an event is about, and its title (what the producer gave, else the id)."""
     context, result = event.context or {}, event.result or {}
@@ -84,16 +92,27 @@ class EventTriggers:
                               batch_size=batch_size, first_run_lookback=first_run_lookback)
 
     def feedback_ready(self, e: Event) -> list[NewNotification]:
-        """Autograding finished (graded): the learner's per-test results are in."""
+        """Autograding finished (graded): the learner's per-test results are in. A regrade's (the
+        same submission graded again after its tests were fixed) says so, with the new score: it is
+        the learner's grade now, not another submission's. Same type, so the learner's channels for
+        feedback apply."""
         if e.object_type != "submission":
             return []
         assignment, title = _assignment_of(e)
-        result = e.result or {}
+        result, context = e.result or {}, e.context or {}
+        data = {"assignment_id": assignment, "assignment_title": title, "submission_id": e.object_id,
+                "score": result.get("score"), "max_score": result.get("max_score"), "event_id": e.id}
+        if is_regrade(context):
+            score = _score_text(result)
+            return [NewNotification(
+                e.actor, "feedback_ready", f"Regraded: {title}",
+                "Your submission was regraded after a fix to the assignment's tests"
+                + (f"; your score is now {score}." if score else ".") + " The feedback is in JupyterLab.",
+                e.course_id, {**data, "regrade_id": context["regrade_id"],
+                              "regraded_submission_id": submission_of(e.object_id, context)},
+                dedupe_key=f"feedback_ready:{e.object_id}:{e.actor}")]
         return [NewNotification(e.actor, "feedback_ready", f"Feedback ready: {title}",
-                                "Your submission was graded; the feedback is in JupyterLab.", e.course_id,
-                                {"assignment_id": assignment, "assignment_title": title, "submission_id": e.object_id,
-                                 "score": result.get("score"), "max_score": result.get("max_score"),
-                                 "event_id": e.id},
+                                "Your submission was graded; the feedback is in JupyterLab.", e.course_id, data,
                                 dedupe_key=f"feedback_ready:{e.object_id}:{e.actor}")]
 
     def feedback_released(self, e: Event) -> list[NewNotification]:

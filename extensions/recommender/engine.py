@@ -40,6 +40,7 @@ from sqlalchemy import func, select
 from learnhub import db as lhdb
 from learnhub.course_content import COURSE_FILE, Course, CourseFormatError, load_course
 from learnhub.event_schemas import Verb
+from learnhub.gradings import latest_per_submission, submission_of
 from learnhub.models import Event
 from learnhub.recommender import CourseRecommender, KnowledgeTracer, mastery_level, rank_next_steps
 
@@ -58,6 +59,9 @@ ENROLL_VERBS = (Verb.ENROLLED, Verb.UNENROLLED)
 #: SQLite otherwise scans every graded event (ix_events_verb_time) instead of one learner's
 #: (ix_events_actor_time). PostgreSQL plans the same query with the actor index either way.
 _GRADED = func.coalesce(Event.verb, "") == Verb.GRADED
+#: what the engine reads of a graded event: answers_from_events's rows (index 5, the id, marks a
+#: learner's history; 6, the object, names the submission of events that do not say it)
+_GRADED_COLUMNS = (Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id, Event.object_id)
 
 
 class UnknownCourse(KeyError):
@@ -182,14 +186,16 @@ class CourseLibrary:
 def answers_from_events(rows, library: CourseLibrary) -> pd.DataFrame:
     """Answer rows (``learner, skill, correct, order, course, exercise``) from graded events.
 
-    ``rows`` are ``(actor, time, course_id, result, context)`` tuples in time order. Every test
-    of a graded submission is one answer on its exercise, and one row per skill of that
-    exercise. Tests whose grade_id the course content does not list, and tests without a
-    pass/fail (``passed`` null), are skipped.
+    ``rows`` are ``(actor, time, course_id, result, context[, event id, object id])`` tuples in time
+    order. Every test of a graded submission is one answer on its exercise, and one row per skill of
+    that exercise. Tests whose grade_id the course content does not list, and tests without a
+    pass/fail (``passed`` null), are skipped. A submission graded again (a regrade after a test fix,
+    :mod:`learnhub.gradings`) is one attempt, not two: its latest grading's answers stand, in the
+    place of its first (the learner answered once, then).
     """
     out_learner, out_skill, out_correct, out_order, out_course, out_exercise = [], [], [], [], [], []
     seq = 0
-    for actor, when, course_id, result, context in rows:
+    for actor, when, course_id, result, context, *_ in one_grading_per_submission(rows):
         if not course_id or course_id not in library or not isinstance(result, dict):
             continue
         if (context or {}).get("mode", "grade") != "grade":
@@ -215,6 +221,18 @@ def answers_from_events(rows, library: CourseLibrary) -> pd.DataFrame:
     return pd.DataFrame({"learner": out_learner, "skill": out_skill, "correct": out_correct,
                          "order": np.asarray(out_order, dtype=float), "course": out_course,
                          "exercise": out_exercise})
+
+
+def one_grading_per_submission(rows) -> list[tuple]:
+    """Graded-event rows (as :func:`answers_from_events` takes them, in time order) with each
+    submission's regrades merged into it: the latest grading's result and context, in the place (actor,
+    time, course) of the first."""
+    def submission(row):
+        name = submission_of(row[6] if len(row) > 6 else None, row[4])
+        return None if name is None else (row[0], name)
+
+    return [tuple(first[:3]) + tuple(latest[3:5]) + tuple(first[5:])
+            for first, latest in latest_per_submission(rows, submission)]
 
 
 def _epoch(value) -> float:
@@ -325,14 +343,14 @@ class RecommenderEngine:
                 self.library.reload()
             with lhdb.session_scope(self.sessions) as session:
                 graded = session.execute(
-                    select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
+                    select(*_GRADED_COLUMNS)
                     .where(Event.verb == Verb.GRADED, Event.object_type == "submission")
                     .order_by(Event.time, Event.id)).all()
                 enrolments = session.execute(
                     select(Event.actor, Event.verb, Event.course_id)
                     .where(Event.verb.in_(ENROLL_VERBS), Event.object_type == "course")
                     .order_by(Event.time, Event.id)).all()
-            answers = answers_from_events([g[:5] for g in graded], self.library)
+            answers = answers_from_events(graded, self.library)
             tracer, kind = PriorMastery(), "prior"
             labels = set(answers["correct"].unique()) if len(answers) else set()
             if len(answers) >= self.min_fit_answers and labels == {0, 1}:
@@ -409,7 +427,7 @@ class RecommenderEngine:
         """The learner's graded events, oldest first (read at request time: new grades count)."""
         with lhdb.session_scope(self.sessions) as session:
             return session.execute(
-                select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
+                select(*_GRADED_COLUMNS)
                 .where(Event.actor == learner, _GRADED, Event.object_type == "submission")
                 .order_by(Event.time, Event.id)).all()
 
@@ -433,7 +451,7 @@ class RecommenderEngine:
             for start in range(0, len(learners), chunk):
                 part = learners[start:start + chunk]
                 rows = session.execute(
-                    select(Event.actor, Event.time, Event.course_id, Event.result, Event.context, Event.id)
+                    select(*_GRADED_COLUMNS)
                     .where(Event.actor.in_(part), _GRADED, Event.object_type == "submission")
                     .order_by(Event.time, Event.id)).all()
                 for row in rows:
@@ -448,7 +466,7 @@ class RecommenderEngine:
 
     def history(self, learner: str, events=None) -> pd.DataFrame:
         events = self.learner_events(learner) if events is None else events
-        return answers_from_events([e[:5] for e in events], self.library)
+        return answers_from_events(events, self.library)
 
     # -- mastery --------------------------------------------------------------------------------
 
@@ -516,7 +534,7 @@ class RecommenderEngine:
             if snap is None or snap[0] != marker:
                 stale[name] = (marker, evs)
         if stale:
-            flat = [e[:5] for _m, evs in stale.values() for e in evs]
+            flat = [e for _m, evs in stale.values() for e in evs]
             answers = answers_from_events(flat, self.library)
             hist = answers[["learner", "skill", "correct", "order"]]
             by_course: dict[str, set] = {}
@@ -562,7 +580,7 @@ class RecommenderEngine:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        history = answers_from_events([e[:5] for e in events], self.library)
+        history = answers_from_events(events, self.library)
         frame = self._compute_mastery(models, learner, history, skills)
         states = {r.skill: (int(r.attempts), int(r.correct), float(r.estimate), r.level)
                   for r in frame.itertuples(index=False)}
@@ -647,7 +665,8 @@ class RecommenderEngine:
         effective = {s: (min(e, self.not_started_cap) if level.get(s) == "not started" else e)
                      for s, e in estimate.items()}
         passed = set()
-        for _actor, _when, cid, result, context, _id in events:
+        # what the submission's latest grading passed: a regrade may take back a wrong test's pass
+        for _actor, _when, cid, result, context, *_ in one_grading_per_submission(events):
             if cid != course_id or not isinstance(result, dict) or (context or {}).get("mode", "grade") != "grade":
                 continue
             for test in result.get("tests") or ():

@@ -176,6 +176,39 @@ def test_a_regrade_after_a_test_fix_updates_the_scores(platform):
                       lambda p: p["status"] == "done")
     assert second["changes"] == [] and second["unchanged"] == 2
 
+    # Everything downstream of the `graded` events takes the regrades as replacing the gradings of
+    # lena's and leo's submissions, not as new attempts: three submissions were graded, twice regraded.
+    def admin_report():
+        return hub.api("GET", "/services/analytics/api/platform/report", token=hub.admin_token).json()
+
+    # the regrades' events are appended by the feedback service's recorder, a moment after the jobs finish
+    platform_report = wait_for(admin_report, lambda r: r.get("regraded", {}).get("total") == 4, timeout=60)
+    assert platform_report["graded"]["total"] == 3, platform_report["graded"]
+    assert platform_report.get("regraded", {}).get("total") == 4
+    report = call(platform, "ian", "GET", f"analytics/api/courses/{COURSE}/report").json()
+    (basics,) = [a for a in report["assignments"] if a["assignment_id"] == ASSIGNMENT]
+    assert (basics["funnel"]["graded"], basics["funnel"]["passed"]) == (2, 1)  # lena, since the fix
+    exercises = {e["exercise_id"]: e for e in report["exercises"]}
+    shout = exercises[f"{ASSIGNMENT}/shout"]
+    assert (shout["attempts"], shout["learners_attempted"], shout["learners_passed"]) == (3, 2, 1), shout
+    assert shout["attempts_to_pass"]["median"] == 2  # lena's second submission passed it, once regraded
+    # the recommender's mastery: two submissions of lena's, each with two string tests (shout, initials)
+    mastery = call(platform, "lena", "GET", "recommender/api/mastery", params={"course": COURSE}).json()
+    strings = {item["skill"]: item for item in mastery["items"]}["strings"]
+    assert (strings["attempts"], strings["correct"]) == (4, 2), strings
+    # the attempt limit: lena used two attempts, whatever the regrades
+    (mine,) = [a for a in call(platform, "lena", "GET", f"courses/api/courses/{COURSE}/assignments").json()["items"]
+               if a["id"] == ASSIGNMENT]
+    assert mine["attempts_used"] == 2 and mine["score"] == 7.0, mine
+    # lena is told of each grading: her two submissions graded, then regraded (twice) with the new score
+    notes = wait_for(lambda: call(platform, "lena", "GET", "notifications/api/notifications").json()["items"],
+                     lambda items: len([n for n in items if n["data"].get("regrade_id")]) == 2, timeout=60)
+    regraded = [n for n in notes if n["data"].get("regrade_id")]
+    assert len(regraded) == 2 and {n["data"]["regrade_id"] for n in regraded} == {body["id"], again.json()["id"]}
+    assert all(n["title"].startswith("Regraded: ") and "7 / 10" in n["body"] for n in regraded), regraded
+    assert all(n["type"] == "feedback_ready" for n in regraded)  # her channels for feedback apply
+    assert len([n for n in notes if n["title"].startswith("Feedback ready: ")]) == 2, notes
+
 
 def notebook(*sources: str) -> bytes:
     return nbformat.writes(new_notebook(cells=[new_code_cell(s) for s in sources])).encode()
