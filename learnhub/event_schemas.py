@@ -99,7 +99,8 @@ _IN_ASSIGNMENT = ("course_id", "assignment_id")
 #: a grading's object is the grading job (the feedback service's ``submissions/{id}``); these name the
 #: courses service's submission it graded (a regrade is a new job for an old submission) and the regrade
 _GRADING_CONTEXT = {"submission_id": {"type": "string", "minLength": 1, "maxLength": 64},
-                    "regrade_id": {"type": "string", "minLength": 1, "maxLength": 64}}
+                    "regrade_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "previous_score": {"type": "number"}}
 
 #: The vocabulary of schema version 2. ``actor`` is the person an event is about (the learner whose
 #: submission was graded, the instructor who released an assignment); events by staff say so with

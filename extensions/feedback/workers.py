@@ -13,7 +13,7 @@ import signal
 import sys
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from learnhub import db as lhdb
 from learnhub.events import EventLog, Verb, make_event
@@ -100,11 +100,12 @@ def flatten_tests(result: dict | None) -> list[dict]:
     return tests
 
 
-def graded_event(job: GradingJob) -> dict:
+def graded_event(job: GradingJob, previous_score: float | None = None) -> dict:
     """The ``graded`` (or ``grading-failed``) event of a finished job, its id derived from the job's
     so that recording it twice stores it once. Its object is the job (``submissions/{id}`` here);
     ``context.submission_id`` names the courses service's submission it graded, which for a regrade
-    is an older one, and ``context.regrade_id`` the regrade."""
+    is an older one, ``context.regrade_id`` the regrade and ``context.previous_score`` the score of
+    the grading it replaces (:func:`replaced_score`)."""
     result = job.result or {}
     tests = [{"grade_id": t.get("grade_id"), "passed": t.get("passed"), "points": t.get("points"),
               "max_points": t.get("max_points"), "error_type": t.get("error") or t.get("hidden_error")}
@@ -114,6 +115,8 @@ def graded_event(job: GradingJob) -> dict:
                "submission_id": job.submission_id or job.id}
     if job.regrade_id:
         context["regrade_id"] = job.regrade_id
+        if previous_score is not None:
+            context["previous_score"] = previous_score
     if job.status != GRADED:
         return make_event(job.learner_id, Verb.GRADING_FAILED, "submission", job.id, course_id=job.course_id,
                           result={"error": (job.error or "")[:2000]}, context=context, source=SOURCE,
@@ -127,6 +130,20 @@ def graded_event(job: GradingJob) -> dict:
                       result={"score": job.score or 0.0, "max_score": job.max_score or 0.0, "success": success,
                               "duration": latency, "tests": tests},
                       context=context, source=SOURCE, time=job.finished_at, id=f"graded:{job.id}")
+
+
+def replaced_score(session, job: GradingJob) -> float | None:
+    """The score of the submission's grading before this regrade's (its first job, whose id is the
+    submission's, or an earlier regrade's): what the learner was told last."""
+    if not job.regrade_id:
+        return None
+    submission = job.submission_id or job.id
+    earlier = session.scalar(
+        select(GradingJob).where(or_(GradingJob.id == submission, GradingJob.submission_id == submission),
+                                 GradingJob.id != job.id, GradingJob.status == GRADED, GradingJob.mode == "grade",
+                                 GradingJob.finished_at <= job.finished_at)
+        .order_by(GradingJob.finished_at.desc()).limit(1))
+    return (earlier.score or 0.0) if earlier is not None else None
 
 
 class CompletionRecorder:
@@ -151,7 +168,7 @@ class CompletionRecorder:
                        GradingJob.finished_at >= since)
                 .order_by(GradingJob.finished_at)).all()
             if jobs:
-                outcome = self.log.append(session, [graded_event(job) for job in jobs])
+                outcome = self.log.append(session, [graded_event(job, replaced_score(session, job)) for job in jobs])
                 if outcome.rejected:  # a bug of ours, never a learner's doing: say which and why
                     log.error("graded events refused by the event log: %s", outcome.rejected)
                 recorded = len(outcome.stored)

@@ -94,8 +94,8 @@ class EventTriggers:
     def feedback_ready(self, e: Event) -> list[NewNotification]:
         """Autograding finished (graded): the learner's per-test results are in. A regrade's (the
         same submission graded again after its tests were fixed) says so, with the new score: it is
-        the learner's grade now, not another submission's. Same type, so the learner's channels for
-        feedback apply."""
+        the learner's grade now, not another submission's; one that leaves the score as it was says
+        nothing. Same type, so the learner's channels for feedback apply."""
         if e.object_type != "submission":
             return []
         assignment, title = _assignment_of(e)
@@ -103,6 +103,8 @@ class EventTriggers:
         data = {"assignment_id": assignment, "assignment_title": title, "submission_id": e.object_id,
                 "score": result.get("score"), "max_score": result.get("max_score"), "event_id": e.id}
         if is_regrade(context):
+            if context.get("previous_score") is not None and context["previous_score"] == result.get("score"):
+                return []  # the fix changed nothing for this learner: a class regrade is no news to them
             score = _score_text(result)
             return [NewNotification(
                 e.actor, "feedback_ready", f"Regraded: {title}",

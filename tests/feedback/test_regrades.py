@@ -200,11 +200,14 @@ def test_a_regrade_after_a_test_fix_updates_the_scores(platform):
     (mine,) = [a for a in call(platform, "lena", "GET", f"courses/api/courses/{COURSE}/assignments").json()["items"]
                if a["id"] == ASSIGNMENT]
     assert mine["attempts_used"] == 2 and mine["score"] == 7.0, mine
-    # lena is told of each grading: her two submissions graded, then regraded (twice) with the new score
+    # lena is told of each grading: her two submissions graded, then regraded with the new score; the
+    # second regrade left her score at 7 and says nothing
     notes = wait_for(lambda: call(platform, "lena", "GET", "notifications/api/notifications").json()["items"],
-                     lambda items: len([n for n in items if n["data"].get("regrade_id")]) == 2, timeout=60)
+                     lambda items: len([n for n in items if n["data"].get("regrade_id")]) >= 1, timeout=60)
+    time.sleep(4)  # the notifications feed's settle time, twice: a notice of the second would be here by now
+    notes = call(platform, "lena", "GET", "notifications/api/notifications").json()["items"]
     regraded = [n for n in notes if n["data"].get("regrade_id")]
-    assert len(regraded) == 2 and {n["data"]["regrade_id"] for n in regraded} == {body["id"], again.json()["id"]}
+    assert [n["data"]["regrade_id"] for n in regraded] == [body["id"]], regraded
     assert all(n["title"].startswith("Regraded: ") and "7 / 10" in n["body"] for n in regraded), regraded
     assert all(n["type"] == "feedback_ready" for n in regraded)  # her channels for feedback apply
     assert len([n for n in notes if n["title"].startswith("Feedback ready: ")]) == 2, notes
