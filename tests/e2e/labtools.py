@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -66,3 +67,21 @@ def browser():
         chromium = launch_browser(playwright)
         yield chromium
         chromium.close()
+
+
+def run_cell(page, notebook, cell, presses: int = 1, until: str = r"\[\d+\]") -> None:
+    """Shift+Enter ``presses`` times from ``cell`` once the notebook's kernel is idle, until its prompt
+    matches ``until`` (``[3]``: it ran; ``[*]`` too: it started).
+
+    JupyterLab drops a run asked for while the kernel is still connecting (the cell stays ``[ ]``), so
+    wait for the kernel's status to be idle first, and ask once more if nothing ran."""
+    notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=LAB_TIMEOUT_MS)
+    for _attempt in range(2):
+        cell.locator(".jp-InputArea-prompt").click()  # selects the cell, in command mode
+        for _ in range(presses):
+            page.keyboard.press("Shift+Enter")
+        try:
+            cell.locator(".jp-InputArea-prompt", has_text=re.compile(until)).wait_for(timeout=30_000)
+            return
+        except Exception:  # playwright's TimeoutError: not run
+            continue

@@ -27,7 +27,7 @@ from playwright.sync_api import expect
 from learnhub.analytics import Client
 
 from hubtools import LearnhubProcess
-from labtools import LAB_TIMEOUT_MS, browser, open_lab, screenshot, sign_up_and_log_in  # noqa: F401 (browser: a fixture)
+from labtools import LAB_TIMEOUT_MS, browser, open_lab, run_cell, screenshot, sign_up_and_log_in  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -85,25 +85,6 @@ def type_into_cell(page, cell, text: str) -> None:
     page.keyboard.press("Escape")
 
 
-def run_cell_and_the_next(page, notebook, cell) -> None:
-    """Shift+Enter twice from ``cell``, once the notebook's kernel is up.
-
-    JupyterLab drops a run asked for while the kernel is still connecting (the cell stays ``[ ]``),
-    so wait for the kernel's status to be idle first, and ask once more if nothing ran.
-    """
-    notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=LAB_TIMEOUT_MS)
-    for _attempt in range(2):
-        cell.locator(".jp-InputArea-prompt").click()  # selects the cell, in command mode
-        page.keyboard.press("Shift+Enter")
-        page.keyboard.press("Shift+Enter")
-        ran = cell.locator(".jp-InputArea-prompt", has_text=re.compile(r"\[\d+\]"))
-        try:
-            ran.wait_for(timeout=30_000)
-            return
-        except Exception:  # playwright's TimeoutError: not run
-            continue
-
-
 def test_a_learner_learns_and_an_instructor_helps_without_leaving_jupyterlab(platform, browser, shots):
     hub = platform
     learner_context, page = person_in_lab(browser, hub, "lena")
@@ -130,7 +111,7 @@ def test_a_learner_learns_and_an_instructor_helps_without_leaving_jupyterlab(pla
 
     # -- A wrong answer, run in the notebook's own kernel: the test cell below it fails -----------
     type_into_cell(page, answer, WRONG)
-    run_cell_and_the_next(page, notebook, notebook.locator(".jp-CodeCell", has_text="course_name = 42").first)
+    run_cell(page, notebook, notebook.locator(".jp-CodeCell", has_text="course_name = 42").first, presses=2)
     notebook.locator(".jp-OutputArea-output", has_text="AssertionError").first.wait_for(timeout=RESULT_MS)
 
     # -- Checked: the test cell is marked failed with its message -----------------------------------

@@ -12,14 +12,13 @@ SQLite only, as the other browser tests: what is checked is the browser's side.
 from __future__ import annotations
 
 import os
-import re
 
 import nbformat
 import pytest
 import requests
 
 from hubtools import LearnhubProcess, write_services_config
-from labtools import LAB_READY, LAB_TIMEOUT_MS, browser, open_lab, screenshot, sign_up_and_log_in  # noqa: F401 (browser: a fixture)
+from labtools import LAB_READY, LAB_TIMEOUT_MS, browser, open_lab, run_cell, screenshot, sign_up_and_log_in  # noqa: F401 (browser: a fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub,
               pytest.mark.skipif(os.geteuid() != 0, reason="the memory cgroup of a learner's server needs root")]
@@ -58,21 +57,6 @@ def put_notebook(hub: LearnhubProcess, user: str, path: str, cells: list[str]) -
     assert response.status_code in (200, 201), response.text
 
 
-def run_cell(page, notebook, cell) -> None:
-    """Shift+Enter in ``cell`` once the kernel is idle (JupyterLab drops a run asked for while the kernel
-    connects), asked again if the prompt does not show it started."""
-    notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=LAB_TIMEOUT_MS)
-    for _attempt in range(2):
-        cell.locator(".jp-InputArea-prompt").click()  # selects the cell, in command mode
-        page.keyboard.press("Shift+Enter")
-        started = cell.locator(".jp-InputArea-prompt", has_text=re.compile(r"\[(\*|\d+)\]"))
-        try:
-            started.wait_for(timeout=30_000)
-            return
-        except Exception:  # playwright's TimeoutError: not run
-            continue
-
-
 def test_a_kernel_killed_by_the_memory_limit_is_said_so_and_restarts(platform, browser, tmp_path):
     hub = platform
     context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -88,7 +72,7 @@ def test_a_kernel_killed_by_the_memory_limit_is_said_so_and_restarts(platform, b
     cells = notebook.locator(".jp-CodeCell")
     cells.nth(1).wait_for()
 
-    run_cell(page, notebook, cells.nth(0))
+    run_cell(page, notebook, cells.nth(0), until=r"\[(\*|\d+)\]")
 
     # learnhub's message, naming the limit (JupyterLab's notification toast).
     toast = page.locator(".jp-Notification-Toast, .Toastify__toast").filter(has_text="memory limit")
@@ -114,7 +98,7 @@ def test_a_kernel_killed_by_the_memory_limit_is_said_so_and_restarts(platform, b
     advice.wait_for(state="detached")
 
     # The server lived (this page still talks to it) and the restarted kernel computes.
-    run_cell(page, notebook, cells.nth(1))
+    run_cell(page, notebook, cells.nth(1), until=r"\[(\*|\d+)\]")
     cells.nth(1).locator(".jp-OutputArea-output", has_text="42").wait_for(timeout=RESULT_MS)
     # No second message came for the same kill (the restarted kernel's statuses looked again).
     toast.first.wait_for(state="detached")
