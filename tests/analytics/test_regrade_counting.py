@@ -104,6 +104,8 @@ def test_the_platform_report_counts_regrades_apart(db_session_factory):
         report = reports.platform_report(session, now=at(4), days=30)
     assert report["graded"]["total"] == 4 and report["submissions"]["total"] == 4
     assert report["regraded"] == {"total": 4, "daily": {at(2).date().isoformat(): 4}}
+    # the log holds 8 graded events (4 gradings, 4 regrades); regraded is no verb of the log
+    assert report["events_by_verb"]["graded"] == 8 and "regraded" not in report["events_by_verb"]
     # grading latency is the learners' wait: the regrades' jobs are left out
     assert report["grading"]["latency_seconds"]["count"] == 4
 
