@@ -6,7 +6,7 @@ import asyncio
 import os
 import logging
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from learnhub.db import session_scope
 from learnhub.lti import models as lm
@@ -222,7 +222,8 @@ class RosterSyncHandler(LtiHandler):
 
 
 class ScoresHandler(LtiHandler):
-    """``GET``: the grade passback outbox of a course (staff): ``?status=pending|sent|failed``."""
+    """``GET``: the grade passback outbox of a course (staff): ``?status=pending|sent|failed``; the
+    answer's ``counts`` are the whole course's, whatever the filter (what the Instructor panel shows)."""
 
     async def get(self, course_id):
         status = self.get_argument("status", "")
@@ -234,9 +235,13 @@ class ScoresHandler(LtiHandler):
             query = select(lm.LtiScore).where(lm.LtiScore.course_id == course_id)
             if status:
                 query = query.where(lm.LtiScore.status == status)
-            return [score_dict(r) for r in session.scalars(query.order_by(lm.LtiScore.graded_at))]
-        items = await self.lti_run(work)
-        self.write_json({"items": items, "failed": sum(1 for i in items if i["status"] == "failed")})
+            counts = dict(session.execute(select(lm.LtiScore.status, func.count()).where(
+                lm.LtiScore.course_id == course_id).group_by(lm.LtiScore.status)).all())
+            items = [score_dict(r) for r in session.scalars(query.order_by(lm.LtiScore.graded_at))]
+            return items, {s: counts.get(s, 0) for s in ("pending", "sent", "failed")}
+        items, counts = await self.lti_run(work)
+        self.write_json({"items": items, "failed": sum(1 for i in items if i["status"] == "failed"),
+                         "counts": counts})
 
 
 class ScoresRetryHandler(LtiHandler):

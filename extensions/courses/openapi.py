@@ -212,7 +212,9 @@ def _paths() -> dict:
             "parameters": [C],
             "get": {"summary": "The grade passback outbox (staff): each graded submission's score and its delivery",
                     "parameters": [q("status", "pending|sent|failed")],
-                    "responses": {"200": LIST, **errors(401, 403, 404, 422)}},
+                    "responses": {"200": {"description": "{items: [...], failed: n (of the items), counts: "
+                                                         "{pending, sent, failed} of the whole course}"},
+                                  **errors(401, 403, 404, 422)}},
         },
         "/api/courses/{course_id}/lti/scores/retry": {
             "parameters": [C],

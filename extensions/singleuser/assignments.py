@@ -81,6 +81,31 @@ class Assignments:
                 return result
             return {"path": relative, "notebooks": self.notebooks(self.folder(course, assignment))}
 
+    async def open(self, course: str, assignment: str | None = None) -> str:
+        """Where JupyterLab should open for someone arriving at a course (an LMS launch): the course's
+        folder, made when it is missing; with an assignment, its folder, fetched first when it is not
+        here yet. A fetch the courses service refuses (not released, not enrolled) or that fails opens
+        the course's folder instead: the person lands in JupyterLab either way, where the Courses panel
+        says why. Returns the path, relative to the server root."""
+        check_name("course", course)
+        if assignment is not None:
+            relative = self.relative(course, assignment)
+            if self.folder(course, assignment).is_dir():
+                return relative
+            try:
+                fetched = await self.fetch(course, assignment)
+            except BridgeError as exc:
+                fetched = exc
+            if isinstance(fetched, dict):
+                return relative
+            self.log.info("learnhub: %s not fetched on arrival: %s", relative,
+                          fetched.message if isinstance(fetched, BridgeError) else fetched.status)
+        try:
+            (self.root / course).mkdir(exist_ok=True)
+        except OSError as exc:  # a file of that name, a read-only home: JupyterLab says what is there
+            self.log.warning("learnhub: no folder for course %s: %s", course, exc)
+        return course
+
     async def submit(self, course: str, assignment: str) -> Relayed:
         """Upload ``<course>/<assignment>/`` (nbgrader's file selection) to the courses service's exchange."""
         relative = self.relative(course, assignment)

@@ -15,6 +15,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized, ws_authenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.utils import url_escape, url_path_join
 from tornado import web, websocket
 
 from .bridge import BridgeError, Relayed
@@ -163,6 +164,27 @@ class AssignmentHandler(LearnhubHandler):
         self.relay(await self.assignments.check(course, assignment, body.get("path")))
 
 
+class OpenHandler(JupyterHandler):
+    """``GET learnhub/open/{course}[/{assignment}]``: a page address to arrive at (the LTI launch
+    sends people here through the hub's ``user-redirect``): the course's folder is made, the
+    assignment fetched when it is not here yet, then JupyterLab opens there. A GET that writes
+    into the server's files, so the caller must be allowed to write them; what a cross-site link
+    can make happen is what the person may do anyway (fetch an assignment released to them)."""
+
+    auth_resource = "contents"
+
+    @web.authenticated
+    async def get(self, course, assignment=None):
+        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, "write", "contents")):
+            raise web.HTTPError(403)
+        assignments = self.settings["learnhub_assignments"]
+        try:
+            path = await assignments.open(course, assignment)
+        except BridgeError as exc:
+            raise web.HTTPError(exc.status, exc.message)
+        self.redirect(url_path_join(self.base_url, "lab", "tree", url_escape(path)))
+
+
 class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
     """``WS learnhub/api/stream``: the services' live events, multiplexed (see :mod:`.stream`)."""
 
@@ -211,4 +233,5 @@ def handlers() -> list[tuple]:
         (r"learnhub/api/services/(?P<service>[^/]+)(?:/(?P<path>.*))?", ServiceHandler),
         (rf"learnhub/api/assignments/{names}/(?P<action>fetch|submit|check)", AssignmentHandler),
         (r"learnhub/api/stream", StreamHandler),
+        (r"learnhub/open/(?P<course>[^/]+)(?:/(?P<assignment>[^/]+))?", OpenHandler),
     ]

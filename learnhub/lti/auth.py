@@ -110,9 +110,11 @@ class LaunchHandler(_LtiHandler):
                                                            "course_id": result.course_id}),
                              encrypted=True, path=self.hub.base_url, expires_days=None)
             return self.redirect(url_path_join(self.hub.base_url, "lti/deeplink"))
-        target = f"lab/tree/{quote(result.course_id)}"
+        # The server extension's arrival page makes the course folder (and fetches a deep link's
+        # assignment) before JupyterLab opens there: lab/tree/<course> of a new home does not exist.
+        target = f"learnhub/open/{quote(result.course_id, safe='')}"
         if result.assignment_id:
-            target += f"/{quote(result.assignment_id)}"
+            target += f"/{quote(result.assignment_id, safe='')}"
         self.redirect(url_path_join(self.hub.base_url, "user-redirect", target))
 
 

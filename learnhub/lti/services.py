@@ -69,8 +69,7 @@ class PlatformClient:
         except requests.RequestException as exc:
             raise PlatformUnavailable(f"token endpoint {platform['auth_token_url']}: {exc}") from None
         if response.status_code != 200:
-            raise PlatformUnavailable(f"token endpoint {platform['auth_token_url']} answered "
-                                      f"{response.status_code}: {response.text[:300]}")
+            raise PlatformUnavailable(f"token endpoint {platform['auth_token_url']} answered {answer_text(response)}")
         body = response.json()
         token = body["access_token"]
         with self._lock:
@@ -96,10 +95,20 @@ class PlatformClient:
             with self._lock:
                 self._tokens.pop((platform["id"], tuple(sorted(scopes))), None)
         if response.status_code >= 500 or response.status_code in (401, 429):
-            raise PlatformUnavailable(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
+            raise PlatformUnavailable(f"{method} {url} answered {answer_text(response)}")
         if response.status_code >= 400:
-            raise LtiError(502, f"the LMS refused {method} {url}: {response.status_code} {response.text[:300]}")
+            raise LtiError(502, f"the LMS refused {method} {url}: {answer_text(response)}")
         return response
+
+
+def answer_text(response: requests.Response) -> str:
+    """An LMS's error answer for an instructor to read (the outbox's ``last_error``): the status, and
+    what the LMS said when it is text or JSON; an HTML error page is only markup."""
+    said = f"{response.status_code} {response.reason or ''}".strip()
+    body = " ".join(response.text.split())
+    if body and "html" not in response.headers.get("Content-Type", "") and not body.startswith("<"):
+        said += f": {body[:300]}"
+    return said
 
 
 def _context_and_platform(session: Session, context_pk: str) -> tuple[lm.LtiContext, dict]:

@@ -9,7 +9,6 @@ bubblewrap sandboxes, the event log.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -18,25 +17,13 @@ import pytest
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
+from demo_course import ASSIGNMENT, COURSE, COURSE_DIR, NOTEBOOK, fixed_test_source, wrong_test_source
 from hubtools import log_in, module_platform, sign_up
 from learnhub.course_content import generate_release, load_course
 
 pytestmark = pytest.mark.hub
 
-REPO = Path(__file__).resolve().parents[2]
-COURSE_DIR = REPO / "courses" / "intro-python"
-COURSE, ASSIGNMENT, NOTEBOOK = "intro-python", "01-basics", "basics.ipynb"
 PASSWORD = "correct-horse-battery"
-
-
-def wrong_test_source(dest: Path) -> None:
-    """The demo assignment with a wrong test: shout("hello") is expected to give "HELLO!!"."""
-    shutil.copytree(COURSE_DIR / "source" / ASSIGNMENT, dest, dirs_exist_ok=True)
-    nb = nbformat.read(dest / NOTEBOOK, as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "shout")
-    assert 'shout("hello") == "HELLO!"' in cell.source
-    cell.source = cell.source.replace('shout("hello") == "HELLO!"', 'shout("hello") == "HELLO!!"')
-    nbformat.write(nb, dest / NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +101,7 @@ def test_a_regrade_after_a_test_fix_updates_the_scores(platform):
     assert call(platform, "ian", "POST", f"feedback/api/courses/{COURSE}/assignments/99-nope/regrades").status_code == 404
 
     # The instructor fixes the test and regrades.
-    shutil.rmtree(platform["source"])
-    shutil.copytree(REPO / "courses" / COURSE / "source" / ASSIGNMENT, platform["source"])
+    fixed_test_source(platform["source"])
     accepted = call(platform, "ian", "POST", REGRADES)
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()

@@ -191,6 +191,23 @@ class DeepLinkReturn(_Handler):
         self.finish("received")
 
 
+class LaunchPage(_Handler):
+    """What a person's browser gets on clicking the tool's link in the LMS: a form that posts the
+    third-party login initiation to the tool by itself."""
+
+    def get(self, hint):
+        login_url = self.lms.launch_pages.pop(hint, None)
+        if login_url is None:
+            raise web.HTTPError(404, "no launch prepared")
+        fields = {"iss": self.lms.issuer, "login_hint": hint, "client_id": self.lms.client_id,
+                  "target_link_uri": login_url.replace("/login", "/launch"),
+                  "lti_deployment_id": self.lms.deployment_id}
+        inputs = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                         for k, v in fields.items())
+        self.finish(f"""<!doctype html><form id="f" method="post" action="{html.escape(login_url)}">{inputs}</form>
+<script>document.getElementById('f').submit()</script>""")
+
+
 class Platform:
     """The test LMS: start(), then ``prepare_launch`` + ``launch`` (or the handlers' URLs directly)."""
 
@@ -216,6 +233,7 @@ class Platform:
         self.line_items: dict[str, dict] = {}
         self.scores: list[dict] = []
         self.deep_link_responses: list[str] = []
+        self.launch_pages: dict[str, str] = {}  # login hint -> the tool's login initiation URL
         self.down = False
         self.scores_answer_204 = False
         self._loop: IOLoop | None = None
@@ -235,7 +253,7 @@ class Platform:
             app = web.Application([
                 (r"/jwks", JWKS), (r"/auth", Auth), (r"/token", Token), (r"/nrps/([^/]+)", Memberships),
                 (r"/ags/([^/]+)/lineitems", LineItems), (r"/ags/([^/]+)/lineitems/([^/]+)/scores", Scores),
-                (r"/deeplink-return", DeepLinkReturn)], lms=self)
+                (r"/deeplink-return", DeepLinkReturn), (r"/launch/([^/]+)", LaunchPage)], lms=self)
             server = HTTPServer(app)
             server.listen(self.port, "127.0.0.1")
             self._loop = IOLoop.current()
@@ -304,6 +322,13 @@ class Platform:
         form = session.get(started.headers["Location"], allow_redirects=False)
         assert form.status_code == 200, (form.status_code, form.text[:500])
         return self.submit_form(session, form.text)
+
+    def launch_page(self, login_url: str, claims: dict) -> str:
+        """The URL a real browser opens to launch the tool as ``claims`` say (the LMS's page with the
+        auto-submitted login initiation; from there the browser follows the whole OIDC flow itself)."""
+        hint = self.prepare_launch(claims)
+        self.launch_pages[hint] = login_url
+        return f"{self.url}/launch/{hint}"
 
     @staticmethod
     def form_fields(page: str) -> tuple[str, dict]:

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+import requests
 from ltitools import in_process_launch
 from sqlalchemy import select
 
@@ -131,7 +132,8 @@ def test_scores_wait_while_the_lms_is_down_and_are_delivered_once_when_it_return
         assert passback.deliver() == {"sent": 0, "retry": 1, "failed": 0}
     with session_scope(db_session_factory) as session:
         (row,) = session.scalars(select(lm.LtiScore)).all()
-        assert (row.status, row.attempts) == ("pending", 3) and "503" in row.last_error
+        assert (row.status, row.attempts) == ("pending", 3) and "503 Service Unavailable" in row.last_error
+        assert "<" not in row.last_error  # the LMS's HTML error page is not kept, only what it means
     assert lms.scores == []
     lms.down = False
     assert passback.deliver() == {"sent": 1, "retry": 0, "failed": 0}
@@ -239,3 +241,21 @@ def test_the_scheduled_roster_sync_follows_the_lms_without_anyone_asking(course,
     finally:
         service.engine.dispose()
     assert enrolled == {"prof": "instructor", "ann": "learner", "eve": "learner"}
+
+
+def test_an_lms_error_is_kept_as_text_an_instructor_reads():
+    from learnhub.lti.services import answer_text
+
+    def answer(status, reason, content_type, body):
+        response = requests.Response()
+        response.status_code, response.reason = status, reason
+        response.headers["Content-Type"] = content_type
+        response._content = body.encode()
+        return response
+
+    assert answer_text(answer(400, "Bad Request", "application/json",
+                              '{"error": "invalid_scope",\n "error_description": "no score scope"}')) == \
+        '400 Bad Request: {"error": "invalid_scope", "error_description": "no score scope"}'
+    assert answer_text(answer(502, "Bad Gateway", "text/html", "<html><body>nginx</body></html>")) == "502 Bad Gateway"
+    assert answer_text(answer(503, "", "text/plain", "")) == "503"
+    assert len(answer_text(answer(500, "Internal Server Error", "text/plain", "x" * 5000))) < 400

@@ -59,13 +59,21 @@ def linked(hub, lms):
     launched = lms.launch(browser, f"{hub.url}/hub/lti/login",
                           lms.claims("prof", "instructor", custom={"learnhub_course": COURSE}))
     assert launched.status_code == 302, launched.text
-    assert launched.headers["Location"] == f"/hub/user-redirect/lab/tree/{COURSE}"
+    assert launched.headers["Location"] == f"/hub/user-redirect/learnhub/open/{COURSE}"
     return browser
 
 
 def role_of(hub, user):
     rows = hub.api("GET", f"{COURSES}/courses/{COURSE}/enrollments", token=hub.admin_token).json()["items"]
     return {r["user"]: r["role"] for r in rows}.get(user)
+
+
+def contents(hub, user, path):
+    """A folder of the user's home, through their server's contents API."""
+    answer = requests.get(f"{hub.url}/user/{user}/api/contents/{path}", timeout=60,
+                          headers={"Authorization": f"token {hub.user_token(user)}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 def wait(condition, timeout=120, message=""):
@@ -80,17 +88,19 @@ def test_a_learner_launch_enrolls_and_opens_jupyterlab_at_the_course(hub, lms, l
     browser = requests.Session()
     launched = lms.launch(browser, f"{hub.url}/hub/lti/login", lms.claims("ann", "learner"))
     assert launched.status_code == 302, launched.text
-    assert launched.headers["Location"] == f"/hub/user-redirect/lab/tree/{COURSE}"
+    assert launched.headers["Location"] == f"/hub/user-redirect/learnhub/open/{COURSE}"
     assert role_of(hub, "ann") == "learner"
     # The hub knows her now (logged in by the launch), and her course role reaches the hub groups.
     assert hub.hub_api("GET", "/users/ann").status_code == 200
     wait(lambda: f"course-{COURSE}-learners" in hub.hub_api("GET", "/users/ann").json()["groups"], 60,
          "the LTI enrollment was not mirrored into the course's hub group")
-    # Her browser follows to JupyterLab at the course folder (the hub starts her server).
-    browser.get(f"{hub.url}/hub/user-redirect/lab/tree/{COURSE}", timeout=60)
-    lab = wait(lambda: (r := browser.get(f"{hub.url}/user/ann/lab/tree/{COURSE}", timeout=60)).ok
+    # Her browser follows (the hub starts her server); her server's arrival page makes the course's
+    # folder in her new home, and JupyterLab opens at it.
+    browser.get(f"{hub.url}{launched.headers['Location']}", timeout=60)
+    lab = wait(lambda: (r := browser.get(f"{hub.url}/user/ann/learnhub/open/{COURSE}", timeout=60)).ok
                and "JupyterLab" in r.text and r, 180, "JupyterLab did not open")
     assert lab.url.endswith(f"/user/ann/lab/tree/{COURSE}")
+    assert contents(hub, "ann", COURSE)["type"] == "directory"
 
 
 def test_ta_and_instructor_roles_come_from_the_launch(hub, lms, linked):
@@ -214,7 +224,12 @@ def test_deep_linking_returns_a_signed_assignment_to_the_lms(hub, lms, linked):
     # a learner launching that link lands at the assignment
     link = requests.Session()
     opened = lms.launch(link, f"{hub.url}/hub/lti/login", lms.claims("ann", "learner", custom=item["custom"]))
-    assert opened.headers["Location"] == f"/hub/user-redirect/lab/tree/{COURSE}/{ASSIGNMENT}"
+    assert opened.headers["Location"] == f"/hub/user-redirect/learnhub/open/{COURSE}/{ASSIGNMENT}"
+    # her server (started above) fetches the assignment on arrival, and JupyterLab opens in it
+    arrived = wait(lambda: (r := link.get(f"{hub.url}{opened.headers['Location']}", timeout=120)).ok
+                   and "/lab/tree/" in r.url and r, 180, "JupyterLab did not open")
+    assert arrived.url.endswith(f"/user/ann/lab/tree/{COURSE}/{ASSIGNMENT}"), arrived.url
+    assert NOTEBOOK in [f["name"] for f in contents(hub, "ann", f"{COURSE}/{ASSIGNMENT}")["content"]]
     # a learner cannot ask for deep linking
     refused = lms.launch(requests.Session(), f"{hub.url}/hub/lti/login",
                          lms.claims("ann", "learner", message_type="LtiDeepLinkingRequest"))

@@ -384,6 +384,43 @@ def test_only_the_servers_owner_gets_in(hub, ada):
     assert refused.value.code == 403
 
 
+def test_arriving_at_a_course_opens_jupyterlab_in_its_folder(hub):
+    """``learnhub/open/<course>[/<assignment>]``, where an LMS launch sends a person: the folder is
+    made (or the assignment fetched) in their home, then JupyterLab opens there."""
+    cy, bob = Person(hub, "cy"), Person(hub, "bob")
+    start_server(hub, "cy")
+    enroll(cy)
+
+    def arrive(path: str, who: Person | None = cy) -> requests.Response:
+        headers = {"Authorization": f"token {who.token}"} if who else {}
+        return requests.get(f"{cy.server}learnhub/open/{path}", headers=headers, timeout=180, allow_redirects=False)
+
+    # a new home has no course folder: the arrival makes it
+    assert not (cy.home / COURSE).exists()
+    landed = arrive(COURSE)
+    assert landed.status_code == 302 and landed.headers["Location"] == f"/user/cy/lab/tree/{COURSE}", landed.text
+    assert (cy.home / COURSE).is_dir()
+    # a released assignment not here yet is fetched, and JupyterLab opens in it
+    landed = arrive(f"{COURSE}/02-control-flow")
+    assert landed.headers["Location"] == f"/user/cy/lab/tree/{COURSE}/02-control-flow", landed.text
+    notebook = cy.home / COURSE / "02-control-flow" / "control_flow.ipynb"
+    assert notebook.is_file()
+    # arriving again leaves the learner's work as it is
+    notebook.write_text(notebook.read_text().replace('"cells": [', '"cells": [ ', 1))
+    mine = notebook.read_text()
+    assert arrive(f"{COURSE}/02-control-flow").headers["Location"].endswith(f"{COURSE}/02-control-flow")
+    assert notebook.read_text() == mine
+    # an assignment the course does not have: its course's folder, nothing made for it
+    landed = arrive(f"{COURSE}/99-nope")
+    assert landed.headers["Location"] == f"/user/cy/lab/tree/{COURSE}" and not (cy.home / COURSE / "99-nope").exists()
+    # not a folder name
+    assert arrive(".ssh").status_code == 422 and not (cy.home / ".ssh").exists()
+    # someone else may not; a stranger is sent to log in first
+    assert arrive(COURSE, who=bob).status_code == 403
+    anonymous = arrive(COURSE, who=None)
+    assert anonymous.status_code == 302 and "/hub/api/oauth2/authorize" in anonymous.headers["Location"]
+
+
 def test_nbgraders_own_assignments_panel_works_over_the_http_exchange(hub):
     """What nbgrader's JupyterLab Assignments panel calls (its assignment_list server extension, in the
     learner's sandboxed server) lists and fetches through learnhub's exchange, with no shared directory."""

@@ -1,8 +1,8 @@
 /**
  * The Instructor panel (instructors and TAs only): per course, the members (list, add with a
  * role, remove), the open help requests with an answer box, a Regrade button per assignment
- * (progress while it runs, the changed scores at the end), and links to the analytics dashboard
- * and nbgrader's Formgrader.
+ * (progress while it runs, the changed scores at the end), the LMS gradebook of a course linked
+ * over LTI (./lms.tsx), and links to the analytics dashboard and nbgrader's Formgrader.
  */
 import { ReactWidget } from '@jupyterlab/apputils';
 import * as React from 'react';
@@ -31,6 +31,7 @@ import {
   staffCourses
 } from '../logic/roles';
 import { ActionButton, ErrorMessage, Loading, Section, useAsync, useInterval, useSignal } from './common';
+import { LmsSection } from './lms';
 
 interface IEnrollment {
   course_id: string;
@@ -124,6 +125,7 @@ function CourseAdmin(props: {
       </p>
       <HelpQueue host={props.host} courseId={courseId} helpVersion={props.helpVersion} />
       <Regrades host={props.host} courseId={courseId} />
+      <LmsSection learnhub={props.host.learnhub} courseId={courseId} instructor={canManageEnrollments(context, courseId)} />
       <Enrollments host={props.host} context={context} courseId={courseId} />
     </section>
   );
