@@ -10,8 +10,8 @@ learner's graded submissions reach the LMS gradebook; the LMS goes down, a score
 so, and its button sends it once the LMS is back; a regrade after a test fix, started from the panel,
 changes the learner's score and the new score reaches the LMS.
 
-SQLite only, as the other browser tests: the services' database behaviour is covered on both
-databases by tests/lti/test_hub_lti.py and tests/feedback/test_regrades.py.
+It runs on both databases (its platform's databases are made on the backend under test), as
+tests/lti/test_hub_lti.py and tests/feedback/test_regrades.py do.
 """
 from __future__ import annotations
 
