@@ -19,3 +19,37 @@ def in_process_launch(engine: LaunchEngine, lms: Platform, claims: dict, **forge
     _action, fields = lms.form_fields(page.text)
     assert fields["state"] == state
     return fields["id_token"], state
+
+
+def lti_platform(tmp_path_factory, lms: Platform, name: str, *, retry_seconds: float = 0.5,
+                 retry_max_seconds: float = 1.0, max_attempts: int = 100):
+    """``learnhub up`` with the ``lti`` authenticator registered with ``lms``, the courses and feedback
+    services, the demo course and one grading worker; its grade passback outbox works fast (a generator,
+    as :func:`hubtools.module_platform`)."""
+    from hubtools import module_platform
+
+    config = f"""
+c.LearnhubSettings.authenticator = "lti"
+c.LtiSettings.platforms = [{lms.registration()!r}]
+c.LtiSettings.score_retry_seconds = {retry_seconds}
+c.LtiSettings.score_retry_max_seconds = {retry_max_seconds}
+c.LtiSettings.score_max_attempts = {max_attempts}
+c.LtiSettings.outbox_interval = 0.3
+"""
+    for running in module_platform(tmp_path_factory, name, services=["courses", "feedback"], demo=True,
+                                   extra_env={"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1"},
+                                   config=config):
+        lms.redirect_uris.add(f"{running.url}/hub/lti/launch")
+        lms.tool_jwks_url = f"{running.url}/hub/lti/jwks"
+        yield running
+
+
+def wait(condition, timeout=120, message=""):
+    """``condition()``'s first true value, asked every 0.3 s; fails with ``message`` after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, message
+        time.sleep(0.3)
+    return value

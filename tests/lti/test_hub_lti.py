@@ -15,7 +15,7 @@ import pytest
 import requests
 from lms_platform import Platform, new_rsa_key
 
-from hubtools import module_platform
+from ltitools import lti_platform, wait
 
 pytestmark = pytest.mark.hub
 
@@ -32,20 +32,7 @@ def lms():
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, lms):
-    config = f"""
-c.LearnhubSettings.authenticator = "lti"
-c.LtiSettings.platforms = [{lms.registration()!r}]
-c.LtiSettings.score_retry_seconds = 0.5
-c.LtiSettings.score_retry_max_seconds = 1.0
-c.LtiSettings.score_max_attempts = 100
-c.LtiSettings.outbox_interval = 0.3
-"""
-    for running in module_platform(tmp_path_factory, "lti", services=["courses", "feedback"], demo=True,
-                                   extra_env={"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1"},
-                                   config=config):
-        lms.redirect_uris.add(f"{running.url}/hub/lti/launch")
-        lms.tool_jwks_url = f"{running.url}/hub/lti/jwks"
-        yield running
+    yield from lti_platform(tmp_path_factory, lms, "lti")
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +61,6 @@ def contents(hub, user, path):
                           headers={"Authorization": f"token {hub.user_token(user)}"})
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-def wait(condition, timeout=120, message=""):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, message
-        time.sleep(0.3)
-    return value
 
 
 def test_a_learner_launch_enrolls_and_opens_jupyterlab_at_the_course(hub, lms, linked):

@@ -16,7 +16,6 @@ tests/lti/test_hub_lti.py and tests/feedback/test_regrades.py do.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from lms_platform import Platform
 from playwright.sync_api import expect
 
 from demo_course import ASSIGNMENT, COURSE, COURSE_DIR, NOTEBOOK, fixed_test_source, wrong_test_source
-from hubtools import module_platform
+from ltitools import lti_platform, wait
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from labtools import LAB_READY, LAB_TIMEOUT_MS, browser, screenshot  # noqa: E402,F401 (browser: a fixture)
@@ -46,30 +45,11 @@ def lms():
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, lms):
     # Two tries a score, quickly: a score the LMS does not take fails within seconds.
-    config = f"""
-c.LearnhubSettings.authenticator = "lti"
-c.LtiSettings.platforms = [{lms.registration()!r}]
-c.LtiSettings.score_retry_seconds = 0.3
-c.LtiSettings.score_retry_max_seconds = 0.5
-c.LtiSettings.score_max_attempts = 2
-c.LtiSettings.outbox_interval = 0.3
-"""
-    for running in module_platform(tmp_path_factory, "lti-panel", services=["courses", "feedback"], demo=True,
-                                   extra_env={"LEARNHUB_GRADER_WORKERS": "1", "LEARNHUB_GRADER_POOL_SIZE": "1"},
-                                   config=config):
-        lms.redirect_uris.add(f"{running.url}/hub/lti/launch")
-        lms.tool_jwks_url = f"{running.url}/hub/lti/jwks"
+    for running in lti_platform(tmp_path_factory, lms, "lti-panel", retry_seconds=0.3, retry_max_seconds=0.5,
+                                max_attempts=2):
         # The instructor's copy of the source (where the feedback service looks first) has a wrong test.
         wrong_test_source(running.data_dir / "courses" / COURSE / "source" / ASSIGNMENT)
         yield running
-
-
-def wait(condition, timeout=120, message=""):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, message
-        time.sleep(0.3)
-    return value
 
 
 def submit_solution(hub, token: str) -> dict:
