@@ -102,12 +102,15 @@ def parse_cursor(cursor: str | None) -> int:
     raise CourseError(400, "cursor is not one this service gave out; start again without it")
 
 
+def cursor_at(offset: int) -> str:
+    """The opaque cursor of the page that starts at ``offset`` (what :func:`parse_cursor` reads)."""
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
 def page(items: list, offset: int, limit: int) -> dict:
     chunk = items[offset:offset + limit]
     following = offset + limit
-    cursor = (base64.urlsafe_b64encode(json.dumps({"o": following}).encode()).decode()
-              if following < len(items) else None)
-    return {"items": chunk, "next": cursor}
+    return {"items": chunk, "next": cursor_at(following) if following < len(items) else None}
 
 
 # --------------------------------------------------------------------------- validation

@@ -18,7 +18,7 @@ from learnhub.lti.settings import LtiSettings
 from learnhub.service import APIError
 
 from . import models as m
-from .catalog import CourseError, get_course, is_instructor, is_staff
+from .catalog import CourseError, cursor_at, get_course, is_instructor, is_staff, parse_cursor, parse_limit
 from .handlers import CoursesHandler
 
 log = logging.getLogger("learnhub.courses.lti")
@@ -222,13 +222,19 @@ class RosterSyncHandler(LtiHandler):
 
 
 class ScoresHandler(LtiHandler):
-    """``GET``: the grade passback outbox of a course (staff): ``?status=pending|sent|failed``; the
-    answer's ``counts`` are the whole course's, whatever the filter (what the Instructor panel shows)."""
+    """``GET``: the grade passback outbox of a course (staff): ``?status=pending|sent|failed``, in
+    pages (``limit``, ``cursor``: the answer's ``next``); the answer's ``counts`` are the whole
+    course's, whatever the filter and the page (what the Instructor panel shows)."""
 
     async def get(self, course_id):
         status = self.get_argument("status", "")
         if status and status not in ("pending", "sent", "failed"):
             raise APIError(422, "status must be pending, sent or failed")
+        try:
+            limit = parse_limit(self.get_argument("limit", None))
+            offset = parse_cursor(self.get_argument("cursor", None))
+        except CourseError as exc:
+            raise APIError(exc.status, exc.message)
 
         def work(session, caller):
             self._course_role(session, caller, course_id)
@@ -237,11 +243,14 @@ class ScoresHandler(LtiHandler):
                 query = query.where(lm.LtiScore.status == status)
             counts = dict(session.execute(select(lm.LtiScore.status, func.count()).where(
                 lm.LtiScore.course_id == course_id).group_by(lm.LtiScore.status)).all())
-            items = [score_dict(r) for r in session.scalars(query.order_by(lm.LtiScore.graded_at))]
-            return items, {s: counts.get(s, 0) for s in ("pending", "sent", "failed")}
-        items, counts = await self.lti_run(work)
-        self.write_json({"items": items, "failed": sum(1 for i in items if i["status"] == "failed"),
-                         "counts": counts})
+            rows = session.scalars(query.order_by(lm.LtiScore.graded_at, lm.LtiScore.id)
+                                   .offset(offset).limit(limit + 1)).all()
+            following = cursor_at(offset + limit) if len(rows) > limit else None
+            return ([score_dict(r) for r in rows[:limit]], following,
+                    {s: counts.get(s, 0) for s in ("pending", "sent", "failed")})
+        items, following, counts = await self.lti_run(work)
+        self.write_json({"items": items, "next": following,
+                         "failed": sum(1 for i in items if i["status"] == "failed"), "counts": counts})
 
 
 class ScoresRetryHandler(LtiHandler):

@@ -211,9 +211,9 @@ def _paths() -> dict:
         "/api/courses/{course_id}/lti/scores": {
             "parameters": [C],
             "get": {"summary": "The grade passback outbox (staff): each graded submission's score and its delivery",
-                    "parameters": [q("status", "pending|sent|failed")],
-                    "responses": {"200": {"description": "{items: [...], failed: n (of the items), counts: "
-                                                         "{pending, sent, failed} of the whole course}"},
+                    "parameters": [q("status", "pending|sent|failed"), *PAGE],
+                    "responses": {"200": {"description": "{items: [...], next: cursor|null, failed: n (of the "
+                                                         "items), counts: {pending, sent, failed} of the whole course}"},
                                   **errors(401, 403, 404, 422)}},
         },
         "/api/courses/{course_id}/lti/scores/retry": {

@@ -152,6 +152,13 @@ def test_a_real_graded_submission_reaches_the_lms_gradebook_once(hub, lms, linke
     time.sleep(2)
     assert len([s for s in lms.scores if s["userId"] == "bea"]) == 2
     assert len([i for i in lms.line_items.values() if i["resourceId"] == ASSIGNMENT]) == 1
+    # the outbox comes in pages; its counts are the course's
+    scores = f"{COURSES}/courses/{COURSE}/lti/scores"
+    first = hub.api("GET", f"{scores}?status=sent&limit=1", token=prof).json()
+    assert len(first["items"]) == 1 and first["next"] and first["counts"]["sent"] == 2, first
+    rest = hub.api("GET", f"{scores}?status=sent&limit=1&cursor={first['next']}", token=prof).json()
+    assert len(rest["items"]) == 1 and rest["next"] is None and rest["items"][0]["id"] != first["items"][0]["id"]
+    assert hub.api("GET", f"{scores}?cursor=not-ours", token=prof).status_code == 400
 
 
 def test_roster_sync_through_the_api(hub, lms, linked):

@@ -24,6 +24,8 @@ import { ActionButton, ErrorMessage, Section, useAsync, useInterval } from './co
 /** How often the section looks at the outbox again: often while scores are on their way. */
 const WAITING_POLL_MS = 5000;
 const IDLE_POLL_MS = 30000;
+/** Failed scores listed at the most (the counts are the course's); the API's page limit. */
+const SCORES_SHOWN = 200;
 
 interface IPassback {
   counts: IPassbackCounts;
@@ -33,8 +35,8 @@ interface IPassback {
 
 async function loadPassback(learnhub: Learnhub, courseId: string): Promise<IPassback> {
   const [failed, waiting] = await Promise.all([
-    learnhub.api.service('courses', 'GET', `${lmsPath(courseId, 'scores')}?status=failed`),
-    learnhub.api.service('courses', 'GET', `${lmsPath(courseId, 'scores')}?status=pending`)
+    learnhub.api.service('courses', 'GET', `${lmsPath(courseId, 'scores')}?status=failed&limit=${SCORES_SHOWN}`),
+    learnhub.api.service('courses', 'GET', `${lmsPath(courseId, 'scores')}?status=pending&limit=${SCORES_SHOWN}`)
   ]);
   const failedRows = parseScores(failed);
   return { counts: failedRows.counts, failed: failedRows.items, waiting: parseScores(waiting).items };
@@ -122,6 +124,9 @@ export function LmsSection(props: { learnhub: Learnhub; courseId: string; instru
                 </li>
               ))}
             </ul>
+          )}
+          {data.counts.failed > data.failed.length && (
+            <p className="lh-hint">…and {data.counts.failed - data.failed.length} more failed scores.</p>
           )}
         </div>
       )}
