@@ -128,7 +128,8 @@ def test_an_instructor_from_the_lms_regrades_and_follows_the_gradebook_in_jupyte
 
     # The LMS is back: the instructor sends the failed score again; it arrives once.
     section.get_by_test_id(f"learnhub-lms-retry-{COURSE}").click()
-    expect(section.get_by_test_id(f"learnhub-lms-message-{COURSE}")).to_have_text("1 score is on its way again.")
+    message = section.get_by_test_id(f"learnhub-lms-message-{COURSE}")
+    expect(message).to_have_text("1 score is on its way again.", timeout=RESULT_MS)
     wait(lambda: len(scores_of(lms, "bea")) == 2, 60, "the score sent again did not reach the LMS")
     refreshed_to("2 sent to the LMS gradebook.")
     expect(section.get_by_test_id(f"learnhub-lms-retry-{COURSE}")).to_have_count(0)
@@ -145,7 +146,7 @@ def test_an_instructor_from_the_lms_regrades_and_follows_the_gradebook_in_jupyte
     progress = item.get_by_test_id(f"learnhub-regrade-progress-{COURSE}-{ASSIGNMENT}")
     expect(progress).to_have_text("Regraded 1 of 1: 1 score changed.", timeout=RESULT_MS)
     change = item.get_by_test_id(f"learnhub-regrade-change-{COURSE}-{ASSIGNMENT}-bea")
-    expect(change).to_contain_text("6 → 7 / 10")
+    expect(change).to_contain_text("6 → 7 / 10", timeout=RESULT_MS)
     expect(change).to_contain_text("+1")
     screenshot(page, "instructor-regraded", tmp_path)
     wait(lambda: [s["scoreGiven"] for s in scores_of(lms, "bea")] == [6.0, 6.0, 7.0], 60,
@@ -154,8 +155,7 @@ def test_an_instructor_from_the_lms_regrades_and_follows_the_gradebook_in_jupyte
     # The LMS's roster lists a newcomer and no longer bea: the sync, from the panel, says so.
     lms.rosters["course-101"] = [lms.roster_member("prof", "instructor"), lms.roster_member("newbie", "learner")]
     section.get_by_test_id(f"learnhub-lms-roster-sync-{COURSE}").click()
-    expect(section.get_by_test_id(f"learnhub-lms-message-{COURSE}")).to_have_text(
-        "Roster synced: 1 enrolled, 1 no longer listed (bea).")
+    expect(message).to_have_text("Roster synced: 1 enrolled, 1 no longer listed (bea).", timeout=RESULT_MS)
     members = hub.api("GET", f"{COURSES}/courses/{COURSE}/enrollments", token=hub.admin_token).json()["items"]
     assert {m["user"]: m["role"] for m in members}.get("newbie") == "learner"
     assert "bea" not in {m["user"] for m in members}
