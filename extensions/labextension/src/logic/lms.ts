@@ -5,6 +5,9 @@
  * `POST courses/{c}/lti/roster-sync`. Parsing and the texts live here, without React.
  */
 
+import { formatScore } from './format';
+import { count, JsonObject, numberOrNull, records, text } from './values';
+
 export type ScorePolicy = 'latest' | 'best';
 
 export interface ILmsLink {
@@ -34,28 +37,15 @@ export interface IPassbackCounts {
   failed: number;
 }
 
-type Raw = { [key: string]: unknown };
+type Raw = JsonObject;
 
-function records(body: unknown, key: string): Raw[] {
-  const list = body && typeof body === 'object' ? (body as Raw)[key] : null;
-  return Array.isArray(list) ? list.filter((v): v is Raw => !!v && typeof v === 'object') : [];
-}
-
-function text(value: unknown): string {
-  return typeof value === 'string' ? value : '';
-}
-
-function count(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : 0;
-}
-
-function numberOrNull(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+function listOf(body: unknown, key: string): Raw[] {
+  return records(body && typeof body === 'object' ? (body as Raw)[key] : null);
 }
 
 /** The LMS courses linked to a course (`{"items": [...]}`); entries without an id are dropped. */
 export function parseLinks(body: unknown): ILmsLink[] {
-  return records(body, 'items')
+  return listOf(body, 'items')
     .filter(r => typeof r.id === 'string' && r.id !== '')
     .map(r => ({
       id: text(r.id),
@@ -72,7 +62,7 @@ const STATUSES: ReadonlyArray<string> = ['pending', 'sent', 'failed'];
 
 /** The outbox answer: its rows and the course's counts per status. */
 export function parseScores(body: unknown): { items: IPassbackScore[]; counts: IPassbackCounts } {
-  const items = records(body, 'items')
+  const items = listOf(body, 'items')
     .filter(r => typeof r.id === 'string' && STATUSES.includes(text(r.status)))
     .map(r => ({
       id: text(r.id),
@@ -112,17 +102,10 @@ export function passbackSummary(counts: IPassbackCounts): string {
   return parts.join(', ');
 }
 
-function formatNumber(value: number | null): string {
-  if (value === null) {
-    return '–';
-  }
-  return Number.isInteger(value) ? String(value) : value.toFixed(2).replace(/0+$/, '').replace(/\.$/, '');
-}
-
 /** "bea, 01-basics: 6 / 10 (5 tries)" for a score that did not reach the LMS. */
 export function scoreLine(score: IPassbackScore): string {
   const tries = score.attempts === 1 ? '1 try' : `${score.attempts} tries`;
-  return `${score.user}, ${score.assignment}: ${formatNumber(score.score)} / ${formatNumber(score.maxScore)} (${tries})`;
+  return `${score.user}, ${score.assignment}: ${formatScore(score.score, score.maxScore)} (${tries})`;
 }
 
 /** The newest error among the rows still waiting: why scores are not in the gradebook yet. */

@@ -6,6 +6,8 @@
  * list of changes live here, without React, so they are tested on their own.
  */
 
+import { count, numberOrNull, records, text } from './values';
+
 export type RegradeStatus = 'queueing' | 'running' | 'done';
 
 export interface IScore {
@@ -47,27 +49,9 @@ const STATUSES: ReadonlyArray<string> = ['queueing', 'running', 'done'];
 /** How often the panel asks for progress while a regrade runs. */
 export const REGRADE_POLL_MS = 1500;
 
-function text(value: unknown, fallback = ''): string {
-  return typeof value === 'string' ? value : fallback;
-}
-
-function count(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : 0;
-}
-
-function numberOrNull(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
 function score(value: unknown): IScore {
   const raw = (value && typeof value === 'object' ? value : {}) as { [key: string]: unknown };
   return { score: numberOrNull(raw.score), max_score: numberOrNull(raw.max_score) };
-}
-
-function records(value: unknown): { [key: string]: unknown }[] {
-  return Array.isArray(value)
-    ? value.filter((v): v is { [key: string]: unknown } => !!v && typeof v === 'object')
-    : [];
 }
 
 /** Validate a regrade answer of the feedback service; null when it is not one. */
